@@ -1,0 +1,258 @@
+"""The catalog: English source plus every language's gettext catalog, loaded into one immutable object.
+
+A :class:`Catalog` is built once and never changed: publishing a change means building a new one and
+swapping it whole (:class:`CatalogStore`), so a reply is always made from one consistent version.
+Nothing in here knows about SMS or voice.
+
+Review status: an entry marked ``fuzzy`` ("Needs work" in Poedit) has not been reviewed by a
+qualified medical translator. Keywords and symptom phrases are always used, reviewed or not: missing
+a symptom is worse than a false alarm. Texts shown to caregivers are served unreviewed only when
+``serve_unreviewed`` is on (the default); off, the English text is sent instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+
+from babel import Locale, UnknownLocaleError
+from babel.messages.pofile import PoFileError, read_po
+
+from .matching import PhraseIndex
+from .normalize import tokens
+from .source import RuleSource, Source, SourceError, TopicSource, read_source, split_list
+
+log = logging.getLogger(__name__)
+PLACEHOLDER = re.compile(r"\{(\w*)\}")
+SOURCE_LOCALE = "en"
+PROTECTED_KINDS = ("command",)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something wrong in a catalog file, said so a coordinator can fix it."""
+
+    locale: str
+    where: str  # file:line or msgctxt
+    message: str
+    severity: str = "error"  # "error" blocks publishing; "warning" does not
+
+    def __str__(self) -> str:
+        return f"{self.severity}: [{self.locale}] {self.where}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Text:
+    string: str
+    reviewed: bool
+
+
+def placeholders(text: str) -> list[str]:
+    return sorted(PLACEHOLDER.findall(text))
+
+
+def language_name(code: str) -> str:
+    """The language's name in the language itself, from Babel's locale data (e.g. "Español")."""
+    try:
+        loc = Locale.parse(code)
+    except (UnknownLocaleError, ValueError):
+        return code
+    name = loc.get_language_name(loc) or code
+    if loc.script:
+        name = f"{name} ({loc.get_script_name(loc)})"
+    return name[:1].upper() + name[1:]
+
+
+@dataclass(frozen=True)
+class Catalog:
+    source: Source
+    languages: tuple[str, ...]
+    texts: Mapping[str, Mapping[str, Text]]  # locale -> msgctxt -> Text
+    lists: Mapping[str, Mapping[str, tuple[str, ...]]]  # locale -> msgctxt -> items
+    index: PhraseIndex
+    topics: Mapping[str, TopicSource]
+    rules: Mapping[str, RuleSource]
+    unreviewed_lists: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    names: Mapping[str, str] = field(default_factory=dict)
+    problems: tuple[Problem, ...] = ()
+    serve_unreviewed: bool = True
+
+    def text(self, locale: str, context: str) -> str:
+        """The text to send for ``context`` in ``locale``, falling back to the English source."""
+        entry = self.texts.get(locale, {}).get(context)
+        if entry is not None and entry.string and (entry.reviewed or self.serve_unreviewed):
+            return entry.string
+        return self.texts[SOURCE_LOCALE][context].string
+
+    def language_name(self, locale: str) -> str:
+        return self.names.get(locale) or language_name(locale)
+
+    @property
+    def errors(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if p.severity == "error")
+
+    def unreviewed(self, locale: str | None = None) -> Iterator[tuple[str, str]]:
+        """(locale, msgctxt) of every translated entry not yet reviewed."""
+        for loc in self.languages:
+            if locale and loc != locale:
+                continue
+            for ctx, entry in self.texts.get(loc, {}).items():
+                if not entry.reviewed:
+                    yield loc, ctx
+            for ctx in self.unreviewed_lists.get(loc, ()):
+                yield loc, ctx
+
+
+def _read_po(path: Path, locale: str, problems: list[Problem]):
+    try:
+        with path.open("rb") as fh:
+            return read_po(fh, locale=locale, abort_invalid=True)
+    except FileNotFoundError:
+        problems.append(Problem(locale, str(path), "catalog file is missing; English is served"))
+    except (PoFileError, UnicodeDecodeError, ValueError, OSError) as exc:
+        problems.append(Problem(locale, str(path), f"cannot read the catalog ({exc}); English is served"))
+    return None
+
+
+def build_catalog(source: Source, pos: Mapping[str, object], *, serve_unreviewed: bool = True,
+                  problems: list[Problem] | None = None) -> Catalog:
+    """Build a catalog from the source and already-read Babel catalogs (locale -> Catalog or None)."""
+    problems = list(problems or [])
+    entries = {e.context: e for e in source.entries}
+    texts: dict[str, dict[str, Text]] = {SOURCE_LOCALE: {}}
+    lists: dict[str, dict[str, tuple[str, ...]]] = {SOURCE_LOCALE: {}}
+    unreviewed_lists: dict[str, list[str]] = {}
+    for e in source.entries:
+        if e.is_list:
+            lists[SOURCE_LOCALE][e.context] = split_list(e.msgid)
+        else:
+            texts[SOURCE_LOCALE][e.context] = Text(e.msgid, True)
+
+    for locale in source.languages:
+        po = pos.get(locale)
+        if po is None:
+            continue
+        texts.setdefault(locale, {})
+        lists.setdefault(locale, {})
+        for msg in po:
+            if not msg.id:
+                continue
+            ctx = msg.context or ""
+            entry = entries.get(ctx)
+            where = f"{locale}/LC_MESSAGES/messages.po:{msg.lineno} ({ctx})"
+            if entry is None:
+                problems.append(Problem(locale, where, "not in the English source (run `make catalogs`)",
+                                        "warning"))
+                continue
+            string = msg.string if isinstance(msg.string, str) else (msg.string[0] if msg.string else "")
+            if not string.strip():
+                continue
+            reviewed = not msg.fuzzy
+            if msg.id != entry.msgid:
+                problems.append(Problem(locale, where, "translates an older English text; update it",
+                                        "warning"))
+                reviewed = False
+            if entry.is_list:
+                items = tuple(i for i in split_list(string))
+                if locale == SOURCE_LOCALE:
+                    items = tuple(dict.fromkeys(lists[SOURCE_LOCALE][ctx] + items))
+                lists[locale][ctx] = items
+                if not reviewed:
+                    unreviewed_lists.setdefault(locale, []).append(ctx)
+                continue
+            if placeholders(string) != placeholders(entry.msgid):
+                problems.append(Problem(
+                    locale, where, f"placeholders {placeholders(string)} must be exactly "
+                    f"{placeholders(entry.msgid)}; English is served"))
+                continue
+            try:
+                string.format_map(_Sample())
+            except (ValueError, IndexError) as exc:
+                problems.append(Problem(locale, where, f"broken braces ({exc}); English is served"))
+                continue
+            if locale != SOURCE_LOCALE:
+                texts[locale][ctx] = Text(string, reviewed)
+        for e in source.entries:
+            if e.context.startswith("text:escalation.") and e.context not in texts[locale] \
+                    and locale != SOURCE_LOCALE:
+                problems.append(Problem(locale, e.context, "safety template missing; English is served"))
+
+    rows = []
+    for locale, by_ctx in lists.items():
+        for ctx, items in by_ctx.items():
+            kind, ident = _target(ctx)
+            for item in items:
+                rows.append((kind, ident, locale, item))
+    # Command words (STOP, CANCEL...) are never typo-corrected onto a topic: CANCEL is not CANCER.
+    protected = {tok for (kind, _i, _l, item) in rows if kind == "command" for tok in tokens(item)}
+    index = PhraseIndex(rows, protected=protected)
+    return Catalog(
+        source=source, languages=source.languages,
+        texts=MappingProxyType({k: MappingProxyType(v) for k, v in texts.items()}),
+        lists=MappingProxyType({k: MappingProxyType(v) for k, v in lists.items()}),
+        index=index,
+        topics=MappingProxyType({t.id: t for t in source.topics}),
+        rules=MappingProxyType({r.id: r for r in source.rules}),
+        unreviewed_lists=MappingProxyType({k: tuple(v) for k, v in unreviewed_lists.items()}),
+        names=MappingProxyType({code: language_name(code) for code in source.languages}),
+        problems=tuple(problems), serve_unreviewed=serve_unreviewed,
+    )
+
+
+class _Sample(dict):
+    def __missing__(self, key: str) -> str:
+        return "0"
+
+
+def _target(context: str) -> tuple[str, str]:
+    """msgctxt -> (kind, id): "topic:fever:keywords" -> ("topic", "fever")."""
+    parts = context.split(":")
+    if parts[0] in ("topic", "rule"):
+        return parts[0], parts[1]
+    if parts[0] == "command":
+        return "command", parts[1]
+    return parts[1], parts[1]  # cue:negation -> ("negation", "negation")
+
+
+def load_catalog(messages_dir: Path, locales_dir: Path, *, serve_unreviewed: bool = True) -> Catalog:
+    """Read ``messages/`` and ``locales/<locale>/LC_MESSAGES/messages.po`` into a :class:`Catalog`.
+
+    A broken language file never stops the service: it is reported in ``problems`` and that
+    language falls back to English. A broken English source raises :class:`SourceError`.
+    """
+    source = read_source(messages_dir)
+    problems: list[Problem] = []
+    pos = {}
+    for locale in source.languages:
+        path = locales_dir / locale / "LC_MESSAGES" / "messages.po"
+        if locale == SOURCE_LOCALE and not path.exists():
+            continue
+        pos[locale] = _read_po(path, locale, problems)
+    for p in problems:
+        log.warning("catalog problem: %s", p)
+    return build_catalog(source, pos, serve_unreviewed=serve_unreviewed, problems=problems)
+
+
+class CatalogStore:
+    """Holds the live catalog; ``swap`` replaces it whole, atomically, for the next request."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self._catalog = catalog
+        self._lock = threading.Lock()
+
+    @property
+    def current(self) -> Catalog:
+        return self._catalog
+
+    def swap(self, catalog: Catalog) -> Catalog:
+        with self._lock:
+            old, self._catalog = self._catalog, catalog
+        return old
+
+
+__all__ = ["Catalog", "CatalogStore", "Problem", "SourceError", "build_catalog", "load_catalog"]

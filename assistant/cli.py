@@ -1,0 +1,88 @@
+"""Command line: ``assistant ask``, ``assistant chat`` and the catalog tools, as click commands on app.cli."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+from flask import Flask, current_app
+from flask.cli import FlaskGroup
+
+from .conversation import Assistant, State
+
+
+def _assistant() -> Assistant:
+    return current_app.extensions["assistant"]
+
+
+@click.command("ask")
+@click.option("--lang", help="Answer as if the sender had chosen this language (code or name).")
+@click.option("--json", "as_json", is_flag=True, help="Print the reply with its level, topic and SMS size.")
+@click.option("--jsonl", is_flag=True, help='Read {"text", "from", "lang"} JSON lines on stdin.')
+@click.argument("text", nargs=-1)
+def ask_command(lang: str | None, as_json: bool, jsonl: bool, text: tuple[str, ...]) -> None:
+    """Print the reply to TEXT as a caregiver's phone would show it."""
+    assistant = _assistant()
+    if jsonl:
+        states: dict[str, State] = {}
+        for n, line in enumerate(sys.stdin, 1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+                if not isinstance(item, dict):
+                    raise ValueError("not an object")
+            except ValueError as exc:
+                click.echo(json.dumps({"error": f"line {n}: {exc}", "topic": None, "level": None,
+                                       "locale": None, "reply": None, "segments": 0, "encoding": None}))
+                continue
+            sender = item.get("from")
+            state = states.get(sender, State()) if sender else State()
+            reply = assistant.reply(str(item.get("text") or ""), state, lang=item.get("lang") or lang)
+            if sender:
+                states[sender] = reply.state
+            click.echo(json.dumps(reply.as_dict(), ensure_ascii=False))
+        return
+    if not text:
+        raise click.UsageError("give the TEXT to answer, or --jsonl")
+    reply = assistant.reply(" ".join(text), State(), lang=lang)
+    if as_json:
+        click.echo(json.dumps(reply.as_dict(), ensure_ascii=False, indent=2))
+    else:
+        click.echo(reply.text if reply.text is not None else "(no reply is sent)")
+        click.echo(f"-- {reply.level}, {reply.topic or 'no topic'}, {reply.locale}, "
+                   f"{reply.segments} segment(s) {reply.encoding}", err=True)
+
+
+@click.command("chat")
+def chat_command() -> None:
+    """Talk to the assistant in the terminal, as one sender (Ctrl-D to quit)."""
+    assistant = _assistant()
+    state = State()
+    click.echo("Text the assistant as a caregiver would (try FEVER, MENU, LANG, fiebre). Ctrl-D quits.")
+    while True:
+        try:
+            text = input("you> ")
+        except (EOFError, KeyboardInterrupt):
+            click.echo()
+            return
+        reply = assistant.reply(text, state)
+        state = reply.state
+        shown = reply.text if reply.text is not None else "(nothing is sent)"
+        click.echo(f"phone> {shown}\n       [{reply.level}, {reply.segments} segment(s) {reply.encoding}]")
+
+
+def init_app(app: Flask) -> None:
+    app.cli.add_command(ask_command)
+    app.cli.add_command(chat_command)
+
+
+def _create_app() -> Flask:
+    from . import create_app
+
+    return create_app()
+
+
+main = FlaskGroup(create_app=_create_app, add_default_commands=True,
+                  help="Caregiver Assistant. Try: assistant ask FEVER")

@@ -1,0 +1,288 @@
+"""The conversation core: one text in, one reply out, the same for SMS, voice and the command line.
+
+Order matters and is fixed: symptom triage first, then commands, then numbered choices, then topics.
+Whatever fails, the caregiver gets an answer with the care-team number (:meth:`Assistant.reply`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+from babel.numbers import format_decimal
+
+from .catalog import Catalog, CatalogStore
+from .config import Settings
+from .language import choose, language_by_name
+from .matching import Hit
+from .normalize import BREAK, tokens
+from .segments import fit, measure, smart_encode
+from .triage import Finding, assess
+
+log = logging.getLogger(__name__)
+MAX_TEXT_CHARS = 5000  # longer texts are read up to here (Twilio itself stops at 1600)
+COMMANDS = ("help", "menu", "language", "more", "stop", "start")
+
+# Last-resort wording when the catalog itself cannot be used. English only, by design: it is sent
+# only when the reviewed templates could not be read at all.
+LAST_RESORT = {
+    "emergency": "CALL {emergency} NOW. This may be an emergency. Then call the care team: {care_team}.",
+    "call_now": "CALL YOUR CARE TEAM NOW: {care_team}. Day or night, do not wait.",
+    "none": "Sorry, something went wrong. If your child is unwell, call the care team: {care_team}. "
+            "Emergency: {emergency}.",
+}
+
+
+@dataclass(frozen=True)
+class State:
+    """What the assistant remembers about one sender between texts."""
+
+    locale: str | None = None
+    locale_explicit: bool = False  # chosen with LANG rather than guessed from their words
+    menu: tuple[str, ...] = ()  # what each number of the last numbered list stands for
+    more: str = ""  # the rest of an answer that did not fit
+    opted_out: bool = False
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str | None  # None: send nothing (opted out, STOP)
+    level: str  # emergency, call_now, info, none
+    topic: str | None  # topic id, command name, or None
+    locale: str
+    state: State
+    finding: Finding = field(default_factory=lambda: Finding("none"))
+    failed: bool = False  # the last-resort path answered
+
+    @property
+    def encoding(self) -> str:
+        return measure(self.text or "").encoding
+
+    @property
+    def segments(self) -> int:
+        return measure(self.text).segments if self.text else 0
+
+    def as_dict(self) -> dict:
+        return {"topic": self.topic, "level": self.level, "locale": self.locale, "reply": self.text,
+                "segments": self.segments, "encoding": self.encoding, "rules": list(self.finding.rules)}
+
+
+class Assistant:
+    """Answers texts from the live catalog with the given settings."""
+
+    def __init__(self, catalog: Catalog | CatalogStore, settings: Settings | None = None) -> None:
+        self.store = catalog if isinstance(catalog, CatalogStore) else CatalogStore(catalog)
+        self.settings = settings or Settings()
+
+    # -- public ------------------------------------------------------------------------------
+    def reply(self, text: str | None, state: State | None = None, *, media: int = 0,
+              lang: str | None = None) -> Reply:
+        """The reply to ``text`` from a sender in ``state``. Never raises."""
+        state = state or State()
+        finding: Finding | None = None
+        try:
+            catalog = self.store.current
+            if lang:
+                state = replace(state, locale=self._known_locale(catalog, lang), locale_explicit=True)
+            body = (text or "")[:MAX_TEXT_CHARS]
+            toks = tokens(body)
+            hits = catalog.index.find(toks)
+            finding = assess(catalog, toks, hits, self.settings.fever_threshold_c)
+            return self._answer(catalog, body, toks, hits, finding, state, media)
+        except Exception:
+            # Log the failure, never the text: it may hold health information.
+            log.exception("reply failed; sending the last-resort answer")
+            level = finding.level if finding and finding.escalates else "none"
+            values = {"care_team": self.settings.care_team_phone, "emergency": self.settings.emergency_number}
+            return Reply(LAST_RESORT[level].format(**values), level, finding.topic if finding else None,
+                         "en", state, finding or Finding(level), failed=True)
+
+    # -- steps -------------------------------------------------------------------------------
+    def _answer(self, catalog: Catalog, body: str, toks: list[str], hits: list[Hit], finding: Finding,
+                state: State, media: int) -> Reply:
+        words = [t for t in toks if t != BREAK]
+        command = self._command(hits, len(toks))
+        choice = choose(body, hits, catalog.languages, state.locale, self.settings.default_locale,
+                        english_neutral=command is not None)
+        locale = choice.locale
+        if choice.detected and not state.locale_explicit:
+            state = replace(state, locale=locale)
+
+        if finding.escalates:
+            return self._escalation(catalog, finding, state, locale)
+        if state.opted_out and command != "start":
+            return Reply(None, "none", None, locale, state, finding)
+        if command:
+            return self._run_command(catalog, command, toks, hits, finding, state, locale)
+        lang_pick = self._language_named(catalog, words)
+        if lang_pick:
+            return self._set_language(catalog, lang_pick, state, finding)
+        if len(words) == 1 and words[0].isdigit() and state.menu:
+            picked = self._pick(catalog, int(words[0]), state, finding, locale)
+            if picked:
+                return picked
+        topics = self._rank_topics(catalog, hits, finding)
+        if topics:
+            best, score = topics[0]
+            if len(topics) > 1 and topics[1][1] >= score * 0.9:
+                return self._did_you_mean(catalog, [t for t, _ in topics[:3]], state, finding, locale)
+            return self._topic(catalog, best, state, finding, locale)
+        if finding.reading:
+            return self._topic(catalog, "fever", state, finding, locale)
+        if not body.strip():
+            key = "text:media_only" if media else "text:empty"
+            return self._send(catalog, key, "none", None, state, finding, locale)
+        return self._send(catalog, "text:fallback", "none", None, state, finding, locale)
+
+    def _command(self, hits: Sequence[Hit], n: int) -> str | None:
+        """The command a whole-text command word names (or LANG followed by a language)."""
+        for h in hits:
+            if h.target.kind == "command" and h.start == 0 and (h.end == n or h.target.id == "language"):
+                return h.target.id
+        return None
+
+    def _rank_topics(self, catalog: Catalog, hits: Sequence[Hit], finding: Finding) -> list[tuple[str, float]]:
+        """Topics by score; each token counts once, for the longest phrase that covers it."""
+        topic_hits = [h for h in hits if h.target.kind == "topic"]
+        negated = set(finding.negated)
+        # Negated symptoms ("no fever") count only when nothing else matches.
+        live = [h for h in topic_hits if h.target.id not in negated] or topic_hits
+        live.sort(key=lambda h: (-h.length, -h.similarity))
+        claimed: set[int] = set()
+        scores: dict[str, float] = {}
+        for h in live:
+            span = range(h.start, h.end)
+            if claimed.intersection(span):
+                continue
+            claimed.update(span)
+            scores[h.target.id] = scores.get(h.target.id, 0.0) + h.length * h.similarity
+        if finding.topic and finding.topic in scores:
+            scores[finding.topic] += 0.5
+        return sorted(scores.items(), key=lambda kv: -kv[1])
+
+    # -- replies -----------------------------------------------------------------------------
+    def _values(self, locale: str, **extra: str) -> dict[str, str]:
+        threshold = self.settings.fever_threshold_c
+        values = {
+            "care_team": self.settings.care_team_phone,
+            "emergency": self.settings.emergency_number,
+            "fever_c": _number(threshold, locale),
+            "fever_f": _number(threshold * 9 / 5 + 32, locale),
+        }
+        values.update(extra)
+        return values
+
+    def _render(self, catalog: Catalog, locale: str, key: str, **extra: str) -> str:
+        values = self._values(locale, **extra)
+        try:
+            return catalog.text(locale, key).format_map(values)
+        except (KeyError, ValueError, IndexError):
+            log.error("text %s of %s does not format; English sent", key, locale)
+            return catalog.text("en", key).format_map(values)
+
+    def _finish(self, catalog: Catalog, parts: Sequence[str], level: str, topic: str | None, state: State,
+                finding: Finding, locale: str) -> Reply:
+        text = smart_encode(" ".join(p.strip() for p in parts if p and p.strip()))
+        head, rest = fit(text, self.settings.max_segments, self._render(catalog, locale, "text:more.hint"))
+        return Reply(head, level, topic, locale, replace(state, more=rest), finding)
+
+    def _send(self, catalog: Catalog, key: str, level: str, topic: str | None, state: State,
+              finding: Finding, locale: str, **extra: str) -> Reply:
+        return self._finish(catalog, [self._render(catalog, locale, key, **extra)], level, topic, state,
+                            finding, locale)
+
+    def _escalation(self, catalog: Catalog, finding: Finding, state: State, locale: str) -> Reply:
+        parts = [self._render(catalog, locale, f"text:escalation.{finding.level}")]
+        parts += [self._render(catalog, locale, f"text:{key}") for key in finding.advice]
+        if finding.topic:
+            parts.append(self._render(catalog, locale, f"topic:{finding.topic}:summary"))
+        return self._finish(catalog, parts, finding.level, finding.topic, replace(state, menu=()), finding,
+                            locale)
+
+    def _topic(self, catalog: Catalog, topic: str, state: State, finding: Finding, locale: str) -> Reply:
+        parts = []
+        if topic == "fever" and finding.reading and not finding.escalates:
+            r = finding.reading
+            reading = f"{_number(r.value, locale)} {r.unit}"
+            parts.append(self._render(catalog, locale, "text:triage.below_threshold", reading=reading))
+        parts.append(self._render(catalog, locale, f"topic:{topic}:summary"))
+        return self._finish(catalog, parts, "info", topic, replace(state, menu=()), finding, locale)
+
+    def _numbered(self, labels: Sequence[str]) -> str:
+        return " ".join(f"{i}) {label}" for i, label in enumerate(labels, 1))
+
+    def _did_you_mean(self, catalog: Catalog, topics: Sequence[str], state: State, finding: Finding,
+                      locale: str) -> Reply:
+        items = self._numbered([self._render(catalog, locale, f"topic:{t}:title") for t in topics])
+        return self._send(catalog, "text:did_you_mean", "info", None,
+                          replace(state, menu=tuple(f"topic:{t}" for t in topics)), finding, locale, items=items)
+
+    def _menu(self, catalog: Catalog, state: State, finding: Finding, locale: str) -> Reply:
+        topics = [t.id for t in catalog.source.topics]
+        items = self._numbered([self._render(catalog, locale, f"topic:{t}:title") for t in topics])
+        return self._send(catalog, "text:menu", "none", "menu",
+                          replace(state, menu=tuple(f"topic:{t}" for t in topics)), finding, locale, items=items)
+
+    def _language_menu(self, catalog: Catalog, state: State, finding: Finding, locale: str) -> Reply:
+        items = self._numbered([catalog.language_name(code) for code in catalog.languages])
+        return self._send(catalog, "text:language.menu", "none", "language",
+                          replace(state, menu=tuple(f"lang:{c}" for c in catalog.languages)), finding, locale,
+                          items=items)
+
+    def _set_language(self, catalog: Catalog, code: str, state: State, finding: Finding) -> Reply:
+        state = replace(state, locale=code, locale_explicit=True, menu=())
+        return self._send(catalog, "text:language.set", "none", "language", state, finding, code)
+
+    def _pick(self, catalog: Catalog, number: int, state: State, finding: Finding, locale: str) -> Reply | None:
+        if not 1 <= number <= len(state.menu):
+            return None
+        kind, _, value = state.menu[number - 1].partition(":")
+        if kind == "lang":
+            return self._set_language(catalog, value, state, finding)
+        return self._topic(catalog, value, state, finding, locale)
+
+    def _run_command(self, catalog: Catalog, command: str, toks: list[str], hits: Sequence[Hit],
+                     finding: Finding, state: State, locale: str) -> Reply:
+        if command == "stop":
+            return Reply(None, "none", "stop", locale, replace(state, opted_out=True, menu=(), more=""), finding)
+        if command == "start":
+            return self._send(catalog, "text:start", "none", "start", replace(state, opted_out=False), finding,
+                              locale)
+        if command == "help":
+            return self._finish(catalog, [self._render(catalog, locale, "text:help"),
+                                          self._render(catalog, locale, "text:source")],
+                                "none", "help", state, finding, locale)
+        if command == "menu":
+            return self._menu(catalog, state, finding, locale)
+        if command == "more":
+            if not state.more:
+                return self._send(catalog, "text:more.none", "none", "more", state, finding, locale)
+            head, rest = fit(state.more, self.settings.max_segments,
+                             self._render(catalog, locale, "text:more.hint"))
+            return Reply(head, "none", "more", locale, replace(state, more=rest), finding)
+        # LANG, LANG ES, IDIOMA 2, LANGUE français
+        cmd = next(h for h in hits if h.target.kind == "command" and h.start == 0)
+        rest = [t for t in toks[cmd.end:] if t != BREAK]
+        if rest:
+            if len(rest) == 1 and rest[0].isdigit() and 1 <= int(rest[0]) <= len(catalog.languages):
+                return self._set_language(catalog, catalog.languages[int(rest[0]) - 1], state, finding)
+            code = self._language_named(catalog, rest)
+            if code:
+                return self._set_language(catalog, code, state, finding)
+        return self._language_menu(catalog, state, finding, locale)
+
+    def _language_named(self, catalog: Catalog, words: Sequence[str]) -> str | None:
+        return language_by_name(catalog.languages).get(" ".join(words)) if words else None
+
+    def _known_locale(self, catalog: Catalog, lang: str) -> str:
+        code = language_by_name(catalog.languages).get(" ".join(tokens(lang)))
+        return code or self.settings.default_locale
+
+
+def _number(value: float, locale: str) -> str:
+    """A temperature written the way the language writes decimals (38.0, 38,0)."""
+    try:
+        return format_decimal(value, format="0.0", locale=locale)
+    except Exception:  # unknown to Babel: plain digits
+        return f"{value:.1f}"

@@ -1,0 +1,126 @@
+"""Symptom triage: decides, before any topic lookup, whether a text must escalate.
+
+Rules come from the catalog (``messages/triage.toml``, topics with level ``call_now``, and every
+language's phrases); this module only applies them: negation, temperatures, highest level wins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .catalog import Catalog
+from .matching import Hit
+from .normalize import BREAK
+
+LEVEL_RANK = {"none": 0, "info": 1, "call_now": 2, "emergency": 3}
+NEGATION_REACH = 2  # words allowed between "no" and the symptom: "no high fever", "sin nada de fiebre"
+
+
+@dataclass(frozen=True)
+class Reading:
+    """A temperature found in the text."""
+
+    value: float  # as written
+    unit: str  # "C" or "F"
+    celsius: float
+
+
+@dataclass(frozen=True)
+class Finding:
+    level: str  # emergency, call_now, info (a reading below the threshold) or none
+    rules: tuple[str, ...] = ()  # triage rules and call_now topics that fired, highest level first
+    topic: str | None = None  # the topic whose summary follows the escalation
+    advice: tuple[str, ...] = ()  # extra text keys, e.g. advice.fever_medicine
+    reading: Reading | None = None
+    negated: tuple[str, ...] = ()  # symptoms mentioned but negated ("no fever")
+
+    @property
+    def escalates(self) -> bool:
+        return self.level in ("emergency", "call_now")
+
+
+def negated_hits(hits: Sequence[Hit], toks: Sequence[str]) -> set[Hit]:
+    """Hits cancelled by a negation cue just before them, in the same part of the sentence."""
+    unsure = [h for h in hits if h.target.kind == "unsure"]
+    cues = [h for h in hits if h.target.kind == "negation"
+            and not any(u.start <= h.start < u.end for u in unsure)]
+    if not cues:
+        return set()
+    breaks = {i for i, t in enumerate(toks) if t == BREAK}
+    breaks |= {h.start for h in hits if h.target.kind == "clause_breaks"}
+    out = set()
+    for h in hits:
+        if h.target.kind not in ("topic", "rule"):
+            continue
+        for c in cues:
+            if c.end <= h.start and h.start - c.end <= NEGATION_REACH \
+                    and not any(c.end <= b < h.start for b in breaks):
+                out.add(h)
+                break
+    return out
+
+
+def read_temperatures(catalog: Catalog, toks: Sequence[str], hits: Sequence[Hit]) -> list[Reading]:
+    """Numbers that are temperatures: with a unit, near a temperature word, decimal, or alone."""
+    temp = catalog.source.temperature
+    context = any(h.target.kind == "temperature_words" or (h.target.kind == "topic" and h.target.id == "fever")
+                  or (h.target.kind == "rule" and h.target.id == "feels_hot") for h in hits)
+    words = [t for t in toks if t != BREAK]
+    alone = len(words) <= 2
+    out = []
+    for i, tok in enumerate(toks):
+        if not tok[0].isdigit():
+            continue
+        try:
+            value = float(tok.replace(",", "."))
+        except ValueError:
+            continue
+        nxt = toks[i + 1] if i + 1 < len(toks) else ""
+        unit = "C" if nxt in temp.celsius_units else "F" if nxt in temp.fahrenheit_units else None
+        if unit is None and not (context or alone or ("." in tok or "," in tok)):
+            continue
+        celsius = None
+        if unit == "C" and 30 <= value <= 45:
+            celsius = value
+        elif unit == "F" and 86 <= value <= 113:
+            celsius = (value - 32) * 5 / 9
+        elif temp.celsius_range[0] <= value <= temp.celsius_range[1]:
+            unit, celsius = "C", value
+        elif temp.fahrenheit_range[0] <= value <= temp.fahrenheit_range[1]:
+            unit, celsius = "F", (value - 32) * 5 / 9
+        if celsius is not None:
+            out.append(Reading(value, unit, round(celsius, 2)))
+    return out
+
+
+def assess(catalog: Catalog, toks: Sequence[str], hits: Sequence[Hit], fever_threshold_c: float) -> Finding:
+    """The triage level of a text, per the catalog's rules."""
+    negated = negated_hits(hits, toks)
+    fired: list[tuple[int, str, str | None, str | None]] = []  # (rank, rule id, topic, advice)
+    for h in hits:
+        if h in negated:
+            continue
+        if h.target.kind == "rule":
+            rule = catalog.rules[h.target.id]
+            fired.append((LEVEL_RANK[rule.level], rule.id, rule.topic, rule.advice))
+        elif h.target.kind == "topic" and catalog.topics[h.target.id].level == "call_now":
+            fired.append((LEVEL_RANK["call_now"], h.target.id, h.target.id, None))
+    reading = None
+    for r in read_temperatures(catalog, toks, hits):
+        if r.celsius >= fever_threshold_c:
+            fired.append((LEVEL_RANK["call_now"], "temperature_high", "fever", None))
+        elif r.celsius < catalog.source.temperature.low_c:
+            fired.append((LEVEL_RANK["call_now"], "temperature_low", "fever", None))
+        reading = reading or r
+    negated_ids = tuple(dict.fromkeys(h.target.id for h in negated))
+    if not fired:
+        return Finding("info" if reading else "none", reading=reading, topic="fever" if reading else None,
+                       negated=negated_ids)
+    fired.sort(key=lambda f: -f[0])
+    top = fired[0][0]
+    level = "emergency" if top == LEVEL_RANK["emergency"] else "call_now"
+    rules = tuple(dict.fromkeys(f[1] for f in fired))
+    topic = next((f[2] for f in fired if f[2]), None)
+    advice = tuple(dict.fromkeys(f[3] for f in fired if f[3]))
+    return Finding(level, rules, topic, advice, reading, negated_ids)

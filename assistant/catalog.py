@@ -205,6 +205,8 @@ def build_catalog(source: Source, pos: Mapping[str, object], *, serve_unreviewed
 
 
 class _Sample(dict):
+    """Format values for checking a text: known placeholders get realistic values, others "0"."""
+
     def __missing__(self, key: str) -> str:
         return "0"
 
@@ -256,3 +258,38 @@ class CatalogStore:
 
 
 __all__ = ["Catalog", "CatalogStore", "Problem", "SourceError", "build_catalog", "load_catalog"]
+
+
+SAMPLE_VALUES = {"care_team": "+1 617-555-0142", "emergency": "911", "fever_c": "38,0", "fever_f": "100,4",
+                 "reading": "37,2 C", "items": "1) xxxxxxxxxx 2) xxxxxxxxxx"}
+
+
+def check(catalog: Catalog) -> list[Problem]:
+    """Everything a coordinator must fix before publishing: load problems, plus untranslated safety
+    texts and texts too long for SMS (escalations: 2 segments, the rest: 3)."""
+    from .segments import measure
+
+    problems = list(catalog.problems)
+    for locale in catalog.languages:
+        have = catalog.texts.get(locale, {})
+        if locale != SOURCE_LOCALE and not have and not catalog.lists.get(locale):
+            continue  # already reported as missing or unreadable
+        for entry in catalog.source.entries:
+            if entry.is_list:
+                if locale != SOURCE_LOCALE and entry.context.startswith(("rule:", "topic:")) \
+                        and entry.context not in catalog.lists.get(locale, {}):
+                    problems.append(Problem(locale, entry.context, "no words in this language yet", "warning"))
+                continue
+            text = have.get(entry.context) if locale != SOURCE_LOCALE else Text(entry.msgid, True)
+            if text is None:
+                severity = "error" if entry.context.startswith("text:escalation.") else "warning"
+                if severity == "warning":
+                    problems.append(Problem(locale, entry.context, "not translated; English is sent", severity))
+                continue
+            limit = 2 if entry.context.startswith("text:escalation.") else 3
+            size = measure(text.string.format_map(_Sample(SAMPLE_VALUES)))
+            if size.segments > limit:
+                problems.append(Problem(locale, entry.context, f"{size.segments} SMS segments ({size.encoding}, "
+                                        f"{size.units} units); keep it to {limit}",
+                                        "error" if limit == 2 else "warning"))
+    return problems

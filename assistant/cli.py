@@ -7,7 +7,7 @@ import sys
 
 import click
 from flask import Flask, current_app
-from flask.cli import FlaskGroup
+from flask.cli import AppGroup, FlaskGroup, with_appcontext
 
 from .conversation import Assistant, State
 
@@ -21,6 +21,7 @@ def _assistant() -> Assistant:
 @click.option("--json", "as_json", is_flag=True, help="Print the reply with its level, topic and SMS size.")
 @click.option("--jsonl", is_flag=True, help='Read {"text", "from", "lang"} JSON lines on stdin.')
 @click.argument("text", nargs=-1)
+@with_appcontext
 def ask_command(lang: str | None, as_json: bool, jsonl: bool, text: tuple[str, ...]) -> None:
     """Print the reply to TEXT as a caregiver's phone would show it."""
     assistant = _assistant()
@@ -56,6 +57,7 @@ def ask_command(lang: str | None, as_json: bool, jsonl: bool, text: tuple[str, .
 
 
 @click.command("chat")
+@with_appcontext
 def chat_command() -> None:
     """Talk to the assistant in the terminal, as one sender (Ctrl-D to quit)."""
     assistant = _assistant()
@@ -73,9 +75,47 @@ def chat_command() -> None:
         click.echo(f"phone> {shown}\n       [{reply.level}, {reply.segments} segment(s) {reply.encoding}]")
 
 
+catalog_group = AppGroup("catalog", help="Check and list the message catalogs (messages/, locales/).")
+
+
+@catalog_group.command("check")
+@click.option("--strict", is_flag=True, help="Fail on warnings too.")
+def catalog_check_command(strict: bool) -> None:
+    """Read the catalog files as the service would and list what to fix; exit 1 on errors."""
+    from pathlib import Path
+
+    from .catalog import check, load_catalog
+    from .source import SourceError
+
+    settings = current_app.config["SETTINGS"]
+    try:
+        catalog = load_catalog(Path(settings.messages_dir), Path(settings.locales_dir))
+    except SourceError as exc:
+        raise click.ClickException(str(exc)) from exc
+    problems = check(catalog)
+    for p in problems:
+        click.echo(str(p))
+    errors = [p for p in problems if p.severity == "error" or strict]
+    click.echo(f"{len(catalog.languages)} languages, {len(problems)} problem(s), {len(errors)} blocking")
+    if errors:
+        sys.exit(1)
+
+
+@catalog_group.command("unreviewed")
+@click.option("--locale", help="Only this language.")
+def catalog_unreviewed_command(locale: str | None) -> None:
+    """List entries not yet reviewed by a qualified medical translator (marked fuzzy / "Needs work")."""
+    catalog = _assistant().store.current
+    rows = list(catalog.unreviewed(locale))
+    for loc, ctx in rows:
+        click.echo(f"{loc}\t{ctx}")
+    click.echo(f"{len(rows)} unreviewed entries", err=True)
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(ask_command)
     app.cli.add_command(chat_command)
+    app.cli.add_command(catalog_group)
 
 
 def _create_app() -> Flask:

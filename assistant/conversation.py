@@ -21,7 +21,7 @@ from .segments import fit, measure, smart_encode
 from .triage import Finding, assess
 
 log = logging.getLogger(__name__)
-MAX_TEXT_CHARS = 5000  # longer texts are read up to here (Twilio itself stops at 1600)
+MAX_TEXT_CHARS = 20_000  # read this much of a text (Twilio stops at 1600; the web form may send more)
 COMMANDS = ("help", "menu", "language", "more", "stop", "start")
 
 # Last-resort wording when the catalog itself cannot be used. English only, by design: it is sent
@@ -98,6 +98,21 @@ class Assistant:
             return Reply(LAST_RESORT[level].format(**values), level, finding.topic if finding else None,
                          "en", state, finding or Finding(level), failed=True)
 
+    def classify(self, text: str, state: State | None = None) -> tuple[Finding, str | None, str]:
+        """Triage level, topic and language of ``text``, without composing a reply (for benchmarks
+        and tools)."""
+        state = state or State()
+        catalog = self.store.current
+        body = text[:MAX_TEXT_CHARS]
+        toks = tokens(body)
+        hits = catalog.index.find(toks)
+        finding = assess(catalog, toks, hits, self.settings.fever_threshold_c)
+        choice = choose(body, hits, catalog.languages, state.locale, self.settings.default_locale)
+        if finding.escalates:
+            return finding, finding.topic, choice.locale
+        topics = self._rank_topics(catalog, hits, finding)
+        return finding, topics[0][0] if topics else finding.topic, choice.locale
+
     # -- steps -------------------------------------------------------------------------------
     def _answer(self, catalog: Catalog, body: str, toks: list[str], hits: list[Hit], finding: Finding,
                 state: State, media: int) -> Reply:
@@ -109,10 +124,13 @@ class Assistant:
         if choice.detected and not state.locale_explicit:
             state = replace(state, locale=locale)
 
+        if state.opted_out and command != "start":
+            # Nothing goes to an opted-out number (carrier rules); an escalation is still reported to
+            # the channel, which alerts the care team.
+            return Reply(None, finding.level if finding.escalates else "none", finding.topic, locale, state,
+                         finding)
         if finding.escalates:
             return self._escalation(catalog, finding, state, locale)
-        if state.opted_out and command != "start":
-            return Reply(None, "none", None, locale, state, finding)
         if command:
             return self._run_command(catalog, command, toks, hits, finding, state, locale)
         lang_pick = self._language_named(catalog, words)

@@ -1,9 +1,10 @@
 """Which language to answer in.
 
 The language of the matched words when they belong to one language (a script used by only one of
-our languages counts as such a word); when they fit several, the sender's preference if it is one of
-them, else the default if it is, else the first of them in the catalog's order. With no matched
-words: the sender's preference, else the default.
+our languages counts as such a word, and common small words break ties); when they fit several, the
+sender's stored preference; without one, the default if the words fit it, else the first of their
+languages in the catalog's order ("temperatura" with no preference: Spanish). With no matched words:
+the sender's preference, else the default.
 """
 
 from __future__ import annotations
@@ -74,10 +75,9 @@ def choose(text: str, hits: Sequence[Hit], languages: Sequence[str], preference:
             tied = [loc for loc in tied if hints.get(loc, 0) == top]
     if len(tied) == 1:
         return LanguageChoice(tied[0], True)
-    for pick in (preference, default):
-        if pick in tied:
-            return LanguageChoice(pick, False)
-    return LanguageChoice(tied[0], False)
+    if preference:
+        return LanguageChoice(preference, False)
+    return LanguageChoice(default if default in tied else tied[0], False)
 
 
 @lru_cache(maxsize=8)

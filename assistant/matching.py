@@ -104,8 +104,9 @@ class PhraseIndex:
         self.suffix_lengths = tuple(sorted({len(s) for s in self.suffixes}))
         self.protected = frozenset(protected)
         # Deletion index for typo candidates: every word (and stem) and its one-letter deletions.
+        # Protected words (carrier commands) are neither corrected nor corrected onto.
         self._deletions: dict[str, set[str]] = {}
-        for w in self.words | self.stems:
+        for w in (self.words | self.stems) - self.protected:
             if len(w) >= MIN_FUZZY_LEN - 1 and not self._is_unspaced(w):
                 for variant in _deletions(w):
                     self._deletions.setdefault(variant, set()).add(w)

@@ -1,0 +1,36 @@
+# Quick start: `make run` (try the assistant) and `make test` (run the tests). Both set up .venv first.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: install run chat test lint catalogs check bench
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed
+
+run: install  ## talk to the assistant in the terminal, as a caregiver would
+	$(BIN)/assistant chat
+
+test: install  ## the whole test suite (the command CI runs)
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+
+catalogs: install  ## after editing messages/*.toml: refresh the .pot and every language's catalog
+	$(BIN)/pybabel extract -F babel.cfg -o locales/messages.pot --project "Caregiver Assistant" --version 1 \
+		--no-wrap --sort-by-file .
+	$(BIN)/pybabel update -i locales/messages.pot -d locales -D messages --no-wrap --ignore-obsolete
+	$(BIN)/assistant catalog check
+
+check: install  ## what a coordinator must fix before publishing catalog changes
+	$(BIN)/assistant catalog check
+
+bench: install  ## classification speed against rapidfuzz WRatio and difflib baselines
+	$(BIN)/python bench/classify.py

@@ -1,0 +1,49 @@
+"""`assistant ask`, as the eval scorer and a coordinator use it."""
+
+import json
+
+from .conftest import CARE_TEAM
+
+
+def test_ask_prints_the_reply(runner):
+    result = runner.invoke(args=["ask", "FEVER"])
+    assert result.exit_code == 0
+    assert result.output.startswith(f"CALL YOUR CARE TEAM NOW: {CARE_TEAM}")
+
+
+def test_ask_json(runner):
+    result = runner.invoke(args=["ask", "--json", "what", "is", "a", "cancer", "vaccine"])
+    data = json.loads(result.output)
+    assert data["topic"] == "vaccine" and data["level"] == "info" and data["locale"] == "en"
+    assert data["encoding"] == "GSM-7" and 1 <= data["segments"] <= 3
+
+
+def test_ask_lang(runner):
+    data = json.loads(runner.invoke(args=["ask", "--json", "--lang", "es", "MAB"]).output)
+    assert data["locale"] == "es" and data["topic"] == "mab"
+
+
+def test_ask_jsonl_keeps_each_senders_state(runner):
+    lines = [
+        {"text": "LANG", "from": "+15550001"},
+        {"text": "MENU", "from": "+15550002"},
+        {"text": "2", "from": "+15550001"},  # picks Español from the language menu
+        {"text": "2", "from": "+15550002"},  # picks topic 2 from the topic menu
+        {"text": "MAB", "from": "+15550001"},
+        {"text": "2"},  # no sender: no state, not a menu choice
+        "not json",
+        {"text": "fiebre", "lang": "en"},
+    ]
+    stdin = "\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines) + "\n"
+    result = runner.invoke(args=["ask", "--jsonl"], input=stdin)
+    out = [json.loads(x) for x in result.output.splitlines()]
+    assert len(out) == len(lines)
+    assert out[0]["topic"] == "language"
+    assert (out[2]["topic"], out[2]["locale"]) == ("language", "es")
+    assert out[3]["topic"] == "immune_system"
+    assert (out[4]["topic"], out[4]["locale"]) == ("mab", "es")
+    assert out[5]["topic"] is None
+    assert "error" in out[6]
+    assert (out[7]["level"], out[7]["locale"]) == ("call_now", "es")
+    for row in out[:6]:
+        assert set(row) >= {"topic", "level", "locale", "reply", "segments", "encoding"}

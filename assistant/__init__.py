@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -9,8 +10,19 @@ from typing import Any
 from flask import Flask
 
 from .catalog import CatalogStore, load_catalog
-from .config import Settings
+from .config import PLACEHOLDER_CARE_TEAM, Settings
 from .conversation import Assistant
+
+log = logging.getLogger(__name__)
+
+# Flask settings read from the environment (the README documents each one).
+ENV_SETTINGS = ("TWILIO_AUTH_TOKEN", "TWILIO_ACCOUNT_SID", "TWILIO_FROM_NUMBER", "TWILIO_MESSAGING_SERVICE_SID",
+                "TWILIO_API_BASE_URL", "PUBLIC_BASE_URL", "DATABASE_URL", "ALERT_NUMBERS", "ASSISTANT_ENV",
+                "LOG_LEVEL")
+
+
+class ConfigurationError(RuntimeError):
+    """A setting production cannot run without."""
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -19,15 +31,40 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     overrides = dict(config or {})
     env = {**os.environ, **{k: str(v) for k, v in overrides.items() if isinstance(v, str | int | float | bool)}}
     settings = Settings.from_env(env)
-    app.config.from_mapping(SETTINGS=settings)
+    app.config.from_mapping(
+        {key: os.environ.get(key, "") for key in ENV_SETTINGS},
+        DATABASE_URL=os.environ.get("DATABASE_URL") or f"sqlite:///{os.path.join(app.instance_path, 'assistant.db')}",
+        ASSISTANT_ENV=os.environ.get("ASSISTANT_ENV") or "development",
+        LOG_LEVEL=os.environ.get("LOG_LEVEL") or "INFO",
+    )
     app.config.update(overrides)
+    app.config["SETTINGS"] = settings
+    production = app.config["ASSISTANT_ENV"] == "production"
+    app.config.setdefault("SIMULATOR", not production)
+
+    from . import logs
+
+    logs.configure(app.config["LOG_LEVEL"])
+    if production:
+        missing = [k for k in ("TWILIO_AUTH_TOKEN", "PUBLIC_BASE_URL") if not app.config.get(k)]
+        if settings.care_team_phone == PLACEHOLDER_CARE_TEAM:
+            missing.append("CARE_TEAM_PHONE")
+        if missing:
+            raise ConfigurationError(f"production needs these settings: {', '.join(missing)}")
+    elif not app.config.get("TWILIO_AUTH_TOKEN"):
+        log.warning("TWILIO_AUTH_TOKEN is not set: webhook signatures are not checked (development only)")
+
     catalog = load_catalog(settings.messages_dir, settings.locales_dir,
                            serve_unreviewed=settings.serve_unreviewed)
     app.extensions["assistant"] = Assistant(CatalogStore(catalog), settings)
 
-    from . import cli
+    from . import alerts, cli, db, sms, web
 
+    db.init_app(app)
+    alerts.init_app(app)
     cli.init_app(app)
+    app.register_blueprint(sms.bp)
+    app.register_blueprint(web.bp)
     return app
 
 

@@ -125,7 +125,7 @@ def pct(values, p):
 def run(label, catalog, msgs, baseline_msgs):
     assistant = Assistant(catalog, Settings())
     keywords = {}
-    for loc, by_ctx in catalog.lists.items():
+    for by_ctx in catalog.lists.values():
         for ctx, items in by_ctx.items():
             if ctx.startswith(("topic:", "rule:")):
                 for item in items:

@@ -1,0 +1,104 @@
+"""What the assistant remembers: senders, inbound messages, escalations and the alert outbox."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from .conversation import State
+
+
+def utcnow() -> datetime:
+    """Naive UTC: stored the same way by SQLite and PostgreSQL."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Sender(Base):
+    """One phone number: language, opt-out state, and what its last numbered list meant."""
+
+    __tablename__ = "senders"
+
+    phone: Mapped[str] = mapped_column(String(40), primary_key=True)
+    locale: Mapped[str | None] = mapped_column(String(16))
+    locale_explicit: Mapped[bool] = mapped_column(Boolean, default=False)
+    menu: Mapped[str] = mapped_column(Text, default="")  # "topic:fever topic:chills" or "lang:en lang:es ..."
+    more: Mapped[str] = mapped_column(Text, default="")
+    opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
+    opted_out_at: Mapped[datetime | None] = mapped_column(DateTime)
+    opted_in_at: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+    def state(self) -> State:
+        return State(locale=self.locale, locale_explicit=bool(self.locale_explicit),
+                     menu=tuple(self.menu.split()) if self.menu else (), more=self.more or "",
+                     opted_out=bool(self.opted_out))
+
+    def remember(self, state: State) -> None:
+        now = utcnow()
+        if state.opted_out and not self.opted_out:
+            self.opted_out_at = now
+        if self.opted_out and not state.opted_out:
+            self.opted_in_at = now
+        self.locale, self.locale_explicit = state.locale, state.locale_explicit
+        self.menu, self.more, self.opted_out = " ".join(state.menu), state.more, state.opted_out
+
+
+class InboundMessage(Base):
+    """Every inbound text, once, keyed by Twilio's MessageSid; a retry gets the stored reply."""
+
+    __tablename__ = "inbound_messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_sid: Mapped[str] = mapped_column(String(64), unique=True)
+    phone: Mapped[str] = mapped_column(String(40), index=True)
+    received_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    num_media: Mapped[int] = mapped_column(Integer, default=0)
+    level: Mapped[str] = mapped_column(String(16))
+    topic: Mapped[str | None] = mapped_column(String(40))
+    locale: Mapped[str] = mapped_column(String(16))
+    reply: Mapped[str | None] = mapped_column(Text)  # None: nothing was sent (STOP, opted out)
+
+
+class Escalation(Base):
+    """A text that needed the care team: what, when, in which language, from whom."""
+
+    __tablename__ = "escalations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    level: Mapped[str] = mapped_column(String(16))
+    locale: Mapped[str] = mapped_column(String(16))
+    topic: Mapped[str | None] = mapped_column(String(40))
+    rules: Mapped[str] = mapped_column(String(255), default="")
+    phone: Mapped[str] = mapped_column(String(40), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    message_sid: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class Alert(Base):
+    """An SMS to on-call staff, waiting in the outbox until a worker sends it."""
+
+    __tablename__ = "alert_outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    escalation_id: Mapped[int] = mapped_column(ForeignKey("escalations.id"), index=True)
+    to_number: Mapped[str] = mapped_column(String(40))
+    body: Mapped[str] = mapped_column(Text)
+    # pending -> sending -> sent -> delivered | undelivered | failed
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime)
+    twilio_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime)

@@ -1,0 +1,81 @@
+"""Twilio SMS webhooks: ``POST /sms`` (incoming texts) and ``POST /sms/status`` (alert delivery)."""
+
+from __future__ import annotations
+
+import logging
+from functools import wraps
+
+from flask import Blueprint, Response, abort, current_app, request
+from twilio.request_validator import RequestValidator
+from twilio.twiml.messaging_response import MessagingResponse
+
+from . import inbox
+from .alerts import record_status
+from .db import get_session
+
+log = logging.getLogger(__name__)
+bp = Blueprint("sms", __name__)
+
+
+def signed_url() -> str:
+    """The URL Twilio signed: rebuilt from PUBLIC_BASE_URL when the app sits behind a proxy or tunnel."""
+    base = current_app.config.get("PUBLIC_BASE_URL")
+    if not base:
+        return request.url
+    query = request.query_string.decode("latin-1")
+    return base.rstrip("/") + request.path + (f"?{query}" if query else "")
+
+
+def twilio_signed(view):
+    """Reject (403) a request whose X-Twilio-Signature does not match. Without TWILIO_AUTH_TOKEN (allowed
+    only outside production) requests are not checked, so the webhook can be tried with curl."""
+
+    @wraps(view)
+    def checked(*args, **kwargs):
+        token = current_app.config.get("TWILIO_AUTH_TOKEN")
+        if token:
+            signature = request.headers.get("X-Twilio-Signature", "")
+            if not RequestValidator(token).validate(signed_url(), request.form, signature):
+                log.warning("bad Twilio signature", extra={"event": "sms.forbidden", "path": request.path,
+                                                           "url": signed_url()})
+                abort(403)
+        return view(*args, **kwargs)
+
+    return checked
+
+
+def twiml(text: str | None) -> Response:
+    response = MessagingResponse()
+    if text:
+        response.message(text)
+    return Response(str(response), mimetype="text/xml")
+
+
+@bp.post("/sms")
+@twilio_signed
+def incoming() -> Response:
+    form = request.form
+    sid = form.get("MessageSid") or form.get("SmsMessageSid") or form.get("SmsSid") or ""
+    try:
+        media = max(0, int(form.get("NumMedia") or 0))
+    except ValueError:
+        media = 0
+    outcome = inbox.handle(current_app._get_current_object(), sid or _local_sid(), form.get("From", ""),
+                           form.get("Body", ""), media)
+    return twiml(outcome.text)
+
+
+def _local_sid() -> str:
+    import uuid
+
+    return f"local-{uuid.uuid4().hex}"
+
+
+@bp.post("/sms/status")
+@twilio_signed
+def status() -> tuple[str, int]:
+    form = request.form
+    sid, state = form.get("MessageSid", ""), form.get("MessageStatus", "")
+    known = record_status(get_session(), sid, state, form.get("ErrorCode"))
+    log.info("status callback", extra={"event": "alert.status", "sid": sid, "status": state, "known": known})
+    return "", 204

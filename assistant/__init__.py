@@ -51,8 +51,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             missing.append("CARE_TEAM_PHONE")
         if missing:
             raise ConfigurationError(f"production needs these settings: {', '.join(missing)}")
-    elif not app.config.get("TWILIO_AUTH_TOKEN"):
-        log.warning("TWILIO_AUTH_TOKEN is not set: webhook signatures are not checked (development only)")
 
     catalog = load_catalog(settings.messages_dir, settings.locales_dir,
                            serve_unreviewed=settings.serve_unreviewed)

@@ -200,8 +200,13 @@ class Assistant:
             return catalog.text("en", key).format_map(values)
 
     def _finish(self, catalog: Catalog, parts: Sequence[str], level: str, topic: str | None, state: State,
-                finding: Finding, locale: str) -> Reply:
+                finding: Finding, locale: str, optional: Sequence[str] = ()) -> Reply:
+        """Join ``parts`` (what does not fit goes to MORE) and add each of ``optional`` only if it fits."""
         text = smart_encode(" ".join(p.strip() for p in parts if p and p.strip()))
+        for extra in optional:
+            longer = smart_encode(f"{text} {extra.strip()}")
+            if measure(longer).segments <= self.settings.max_segments:
+                text = longer
         head, rest = fit(text, self.settings.max_segments, self._render(catalog, locale, "text:more.hint"))
         return Reply(head, level, topic, locale, replace(state, more=rest), finding)
 
@@ -268,9 +273,8 @@ class Assistant:
             return self._send(catalog, "text:start", "none", "start", replace(state, opted_out=False), finding,
                               locale)
         if command == "help":
-            return self._finish(catalog, [self._render(catalog, locale, "text:help"),
-                                          self._render(catalog, locale, "text:source")],
-                                "none", "help", state, finding, locale)
+            return self._finish(catalog, [self._render(catalog, locale, "text:help")], "none", "help", state,
+                                finding, locale, optional=[self._render(catalog, locale, "text:source")])
         if command == "menu":
             return self._menu(catalog, state, finding, locale)
         if command == "more":

@@ -72,13 +72,13 @@ def _handle(app: Flask, message_sid: str, phone: str, text: str, media: int) -> 
     reply = assistant.reply(text, state, media=media)
     outcome = Outcome(reply.text, reply.level, reply.topic, reply.locale)
     log.info("inbound", extra={"event": "inbound", "phone": mask_phone(phone), "sid": message_sid,
-                               "level": reply.level, "topic": reply.topic, "locale": reply.locale,
+                               "triage": reply.level, "topic": reply.topic, "locale": reply.locale,
                                "segments": outcome.segments, "failsafe": reply.failed})
     if not db_ok:
         if reply.finding.escalates:
             log.error("ESCALATION NOT RECORDED: database unavailable",
                       extra={"event": "escalation.unrecorded", "phone": mask_phone(phone), "sid": message_sid,
-                             "level": reply.level})
+                             "triage": reply.level})
         return outcome
     try:
         with factory() as session, session.begin():
@@ -95,7 +95,7 @@ def _handle(app: Flask, message_sid: str, phone: str, text: str, media: int) -> 
                 session.flush()
                 queue_alerts(session, escalation, alert_numbers(app.config))
                 log.warning("escalation", extra={"event": "escalation", "escalation_id": escalation.id,
-                                                 "level": reply.level, "topic": reply.topic,
+                                                 "triage": reply.level, "topic": reply.topic,
                                                  "phone": mask_phone(phone)})
     except IntegrityError:
         # The same MessageSid arrived twice at once: the other request stored it; answer as it did.

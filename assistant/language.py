@@ -30,6 +30,7 @@ _SCRIPTS = (
     (re.compile(r"[ơưăđƠƯĂĐ\u1ea0-\u1ef9]"), "vi"),
 )
 STRONG_KINDS = ("topic", "rule", "command", "negation", "unsure", "temperature_words")
+_NATIVE_SCRIPT = tuple(code for _rx, code in _SCRIPTS if code != "vi")
 
 
 @dataclass(frozen=True)
@@ -49,32 +50,43 @@ def choose(text: str, hits: Sequence[Hit], languages: Sequence[str], preference:
            default: str, *, english_neutral: bool = False) -> LanguageChoice:
     """Pick the reply language. ``english_neutral``: English-only words (carrier commands such as
     HELP) do not override a stored preference."""
-    votes: Counter[str] = Counter()
-    strong = [h for h in hits if h.target.kind in STRONG_KINDS]
-    for h in strong:
+    # Each word position counts once per language that has a phrase covering it, so a language does
+    # not win by listing the same word twice ("vaccine" and "vaccin*").
+    covered: dict[str, set[int]] = {}
+    for h in hits:
+        if h.target.kind not in STRONG_KINDS or h.similarity < 1.0:
+            continue
         if english_neutral and preference and h.target.locales == {"en"}:
             continue
         for loc in h.target.locales:
-            votes[loc] += h.length * (1.0 if h.similarity == 1.0 else 0.5)
+            covered.setdefault(loc, set()).update(range(h.start, h.end))
+    votes: Counter[str] = Counter({loc: float(len(pos)) for loc, pos in covered.items()})
+    if not votes:  # only typo-corrected words: let them vote at half weight
+        for h in hits:
+            if h.target.kind in STRONG_KINDS:
+                for loc in h.target.locales:
+                    votes[loc] += 0.5 * h.length
+    strong = bool(votes)
+    # Small common words: a word only one language has counts fully, a shared one counts less.
+    hint_positions: dict[int, frozenset[str]] = {}
+    for h in hits:
+        if h.target.kind == "language_hints":
+            hint_positions[h.start] = hint_positions.get(h.start, frozenset()) | h.target.locales
+    for locs in hint_positions.values():
+        for loc in locs:
+            votes[loc] += 1.0 / len(locs)
     by_script = script_locale(text, languages)
     if by_script:
         votes[by_script] += 100
-    if not votes:
-        hints = Counter(loc for h in hits if h.target.kind == "language_hints" for loc in h.target.locales)
-        if hints and (hints.most_common(1)[0][1] >= 2):
-            votes = hints
-    if not votes:
+    for code in _NATIVE_SCRIPT:
+        if code in votes and code != by_script:
+            votes[code] *= 0.5  # e.g. Russian words typed in Latin letters: a weaker sign
+    if not votes or (not strong and max(votes.values()) < 1.5):
         return LanguageChoice(preference or default, False)
     best = max(votes.values())
     tied = [loc for loc in languages if votes.get(loc, 0) >= best - 1e-9]
-    if len(tied) > 1:
-        hints = Counter(loc for h in hits if h.target.kind == "language_hints" for loc in h.target.locales
-                        if loc in tied)
-        if hints:
-            top = max(hints.values())
-            tied = [loc for loc in tied if hints.get(loc, 0) == top]
     if len(tied) == 1:
-        return LanguageChoice(tied[0], True)
+        return LanguageChoice(tied[0], strong)
     if preference:
         return LanguageChoice(preference, False)
     return LanguageChoice(default if default in tied else tied[0], False)

@@ -33,6 +33,9 @@ def twilio_signed(view):
     @wraps(view)
     def checked(*args, **kwargs):
         token = current_app.config.get("TWILIO_AUTH_TOKEN")
+        if not token and not current_app.extensions.get("unsigned_warned"):
+            current_app.extensions["unsigned_warned"] = True
+            log.warning("TWILIO_AUTH_TOKEN is not set: webhook signatures are not checked (development only)")
         if token:
             signature = request.headers.get("X-Twilio-Signature", "")
             if not RequestValidator(token).validate(signed_url(), request.form, signature):

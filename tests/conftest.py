@@ -78,3 +78,86 @@ def make_assistant(pos: dict, *, serve_unreviewed: bool = True, languages=None) 
         source = replace(source, languages=tuple(languages))
     catalog = build_catalog(source, pos, serve_unreviewed=serve_unreviewed)
     return Assistant(catalog, Settings(care_team_phone=CARE_TEAM))
+
+
+# --- SMS layer: real databases, Twilio-signed requests, a local stand-in for Twilio's REST API ---------
+import os  # noqa: E402
+import uuid  # noqa: E402
+
+from sqlalchemy import create_engine, text  # noqa: E402
+from twilio.request_validator import RequestValidator  # noqa: E402
+
+from assistant.db import normalise_url, upgrade  # noqa: E402
+
+from .twilio_fake import FakeTwilio  # noqa: E402
+
+AUTH_TOKEN = "12345678901234567890123456789012"
+ACCOUNT_SID = "AC" + "1" * 32
+PUBLIC_URL = "https://assistant.example.org"
+ALERTS = ("+16175550001", "+16175550002")
+CAREGIVER = "+16175550123"
+DATABASES = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
+
+
+@pytest.fixture(params=DATABASES)
+def database_url(request, tmp_path):
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'test.db'}"
+    else:
+        url = os.environ["TEST_DATABASE_URL"]
+        engine = create_engine(normalise_url(url))
+        with engine.begin() as conn:  # a clean schema for every test
+            conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+        engine.dispose()
+    upgrade(url)
+    return url
+
+
+@pytest.fixture
+def fake_twilio():
+    with FakeTwilio(ACCOUNT_SID, AUTH_TOKEN) as fake:
+        yield fake
+
+
+@pytest.fixture
+def sms_app(database_url, fake_twilio):
+    app = create_app({
+        "TESTING": True, "DATABASE_URL": database_url, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_FROM_NUMBER": "+16175550000", "PUBLIC_BASE_URL": PUBLIC_URL,
+        "ALERT_NUMBERS": ",".join(ALERTS), "CARE_TEAM_PHONE": CARE_TEAM, "TWILIO_API_BASE_URL": fake_twilio.url,
+    })
+    yield app
+    app.extensions["engine"].dispose()
+
+
+@pytest.fixture
+def sms_client(sms_app):
+    return sms_app.test_client()
+
+
+def twilio_form(body: str, *, sid: str | None = None, sender: str = CAREGIVER, media: int = 0, **extra) -> dict:
+    """The fields Twilio posts for an incoming SMS."""
+    form = {
+        "ToCountry": "US", "ToState": "MA", "SmsMessageSid": sid, "NumMedia": str(media), "ToCity": "BOSTON",
+        "FromZip": "02115", "SmsSid": sid, "FromState": "MA", "SmsStatus": "received", "FromCity": "BOSTON",
+        "Body": body, "FromCountry": "US", "To": "+16175550000", "ToZip": "02108", "NumSegments": "1",
+        "MessageSid": sid, "AccountSid": ACCOUNT_SID, "From": sender, "ApiVersion": "2010-04-01",
+    }
+    for i in range(media):
+        form[f"MediaUrl{i}"] = f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/x/Media/{i}"
+        form[f"MediaContentType{i}"] = "image/jpeg"
+    form.update(extra)
+    return form
+
+
+def post_signed(client, path: str, form: dict, *, url: str | None = None, token: str = AUTH_TOKEN):
+    """POST the way Twilio does: form-encoded, signed over the public URL and the sorted fields."""
+    form = {k: v for k, v in form.items() if v is not None}
+    signature = RequestValidator(token).compute_signature(url or PUBLIC_URL + path, form)
+    return client.post(path, data=form, headers={"X-Twilio-Signature": signature})
+
+
+def text_sms(client, body: str, **kwargs):
+    kwargs.setdefault("sid", "SM" + uuid.uuid4().hex)
+    return post_signed(client, "/sms", twilio_form(body, **kwargs))

@@ -200,7 +200,8 @@ def test_picture_without_text(sms_client):
 
 
 def test_unknown_fields_are_ignored(sms_client):
-    form = twilio_form("MENU", sid="SM" + uuid.uuid4().hex, OptOutType="", NewField="whatever", MessagingServiceSid="MG1")
+    form = twilio_form("MENU", sid="SM" + uuid.uuid4().hex, OptOutType="", NewField="whatever",
+                       MessagingServiceSid="MG1")
     assert messages(post_signed(sms_client, "/sms", form))[0].startswith("Reply with a number")
 
 

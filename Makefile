@@ -13,7 +13,11 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
-run: install  ## talk to the assistant in the terminal, as a caregiver would
+run: install  ## the webhook and the phone simulator on http://127.0.0.1:5000 (SQLite, no Twilio needed)
+	$(BIN)/assistant db upgrade
+	$(BIN)/assistant run --host 127.0.0.1 --port $${PORT:-5000}
+
+chat: install  ## talk to the assistant in the terminal instead
 	$(BIN)/assistant chat
 
 test: install  ## the whole test suite (the command CI runs)
@@ -32,5 +36,6 @@ catalogs: install  ## after editing messages/*.toml: refresh the .pot and every 
 check: install  ## what a coordinator must fix before publishing catalog changes
 	$(BIN)/assistant catalog check
 
-bench: install  ## classification speed against rapidfuzz WRatio and difflib baselines
+bench: install  ## classification speed (against rapidfuzz WRatio and difflib) and webhook load
 	$(BIN)/python bench/classify.py
+	$(BIN)/python bench/load.py

@@ -23,6 +23,7 @@ from types import MappingProxyType
 from babel import Locale, UnknownLocaleError
 from babel.messages.pofile import PoFileError, read_po
 
+from .language import accented_words
 from .matching import PhraseIndex
 from .normalize import tokens
 from .source import RuleSource, Source, SourceError, TopicSource, read_source, split_list
@@ -78,6 +79,7 @@ class Catalog:
     topics: Mapping[str, TopicSource]
     rules: Mapping[str, RuleSource]
     unreviewed_lists: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    accented: Mapping[str, frozenset[str]] = field(default_factory=dict)  # "fatigué" -> {"fr"}
     names: Mapping[str, str] = field(default_factory=dict)
     problems: tuple[Problem, ...] = ()
     serve_unreviewed: bool = True
@@ -182,15 +184,8 @@ def build_catalog(source: Source, pos: Mapping[str, object], *, serve_unreviewed
                     and locale != SOURCE_LOCALE:
                 problems.append(Problem(locale, e.context, "safety template missing; English is served"))
 
-    rows = []
-    for locale, by_ctx in lists.items():
-        for ctx, items in by_ctx.items():
-            kind, ident = _target(ctx)
-            for item in items:
-                rows.append((kind, ident, locale, item))
-    # Command words (STOP, CANCEL...) are never typo-corrected onto a topic: CANCEL is not CANCER.
-    protected = {tok for (kind, _i, _l, item) in rows if kind == "command" for tok in tokens(item)}
-    index = PhraseIndex(rows, protected=protected)
+    rows = phrase_rows(lists)
+    index = PhraseIndex(rows, protected=command_words(rows), known=known_words(texts))
     return Catalog(
         source=source, languages=source.languages,
         texts=MappingProxyType({k: MappingProxyType(v) for k, v in texts.items()}),
@@ -200,8 +195,26 @@ def build_catalog(source: Source, pos: Mapping[str, object], *, serve_unreviewed
         rules=MappingProxyType({r.id: r for r in source.rules}),
         unreviewed_lists=MappingProxyType({k: tuple(v) for k, v in unreviewed_lists.items()}),
         names=MappingProxyType({code: language_name(code) for code in source.languages}),
+        accented=MappingProxyType(accented_words((loc, item) for (_k, _i, loc, item) in rows)),
         problems=tuple(problems), serve_unreviewed=serve_unreviewed,
     )
+
+
+def phrase_rows(lists: Mapping[str, Mapping[str, tuple[str, ...]]]) -> list[tuple[str, str, str, str]]:
+    """(kind, id, locale, phrase) for every list item of every language."""
+    return [(*_target(ctx), locale, item) for locale, by_ctx in lists.items() for ctx, items in by_ctx.items()
+            for item in items]
+
+
+def command_words(rows) -> set[str]:
+    """Carrier and command words: never typo-matched onto or from (CANCEL is not CANCER)."""
+    return {tok for (kind, _i, _l, item) in rows if kind == "command" for tok in tokens(item)}
+
+
+def known_words(texts: Mapping[str, Mapping[str, Text]]) -> set[str]:
+    """Every word of the catalog's own texts, in every language: real words, so never typo-corrected
+    ("infection" is not "injection")."""
+    return {tok for by_ctx in texts.values() for text in by_ctx.values() for tok in tokens(text.string)}
 
 
 class _Sample(dict):

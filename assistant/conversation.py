@@ -107,7 +107,8 @@ class Assistant:
         toks = tokens(body)
         hits = catalog.index.find(toks)
         finding = assess(catalog, toks, hits, self.settings.fever_threshold_c)
-        choice = choose(body, hits, catalog.languages, state.locale, self.settings.default_locale)
+        choice = choose(body, hits, catalog.languages, state.locale, self.settings.default_locale,
+                        accented=catalog.accented)
         if finding.escalates:
             return finding, finding.topic, choice.locale
         topics = self._rank_topics(catalog, hits, finding)
@@ -119,7 +120,7 @@ class Assistant:
         words = [t for t in toks if t != BREAK]
         command = self._command(hits, len(toks))
         choice = choose(body, hits, catalog.languages, state.locale, self.settings.default_locale,
-                        english_neutral=command is not None)
+                        english_neutral=command is not None, accented=catalog.accented)
         locale = choice.locale
         if choice.detected and not state.locale_explicit:
             state = replace(state, locale=locale)

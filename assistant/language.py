@@ -10,8 +10,9 @@ the sender's preference, else the default.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -29,6 +30,8 @@ _SCRIPTS = (
     # Letters only Vietnamese uses among our languages (ơ ư ă đ and the stacked tone marks).
     (re.compile(r"[ơưăđƠƯĂĐ\u1ea0-\u1ef9]"), "vi"),
 )
+_ACCENTED = re.compile(r"[À-ÖØ-öø-ɏ\u1e00-\u1eff]")
+_RAW_WORD = re.compile(r"[^\W\d_]+")
 STRONG_KINDS = ("topic", "rule", "command", "negation", "unsure", "temperature_words")
 _NATIVE_SCRIPT = tuple(code for _rx, code in _SCRIPTS if code != "vi")
 
@@ -46,8 +49,19 @@ def script_locale(text: str, languages: Sequence[str]) -> str | None:
     return None
 
 
+def accented_words(items: Iterable[tuple[str, str]]) -> dict[str, frozenset[str]]:
+    """Accented spellings of the catalog's words -> languages that write them so ("fatigué": fr)."""
+    out: dict[str, set[str]] = {}
+    for locale, phrase in items:
+        for w in _RAW_WORD.findall(unicodedata.normalize("NFC", phrase).casefold()):
+            if _ACCENTED.search(w):
+                out.setdefault(w, set()).add(locale)
+    return {w: frozenset(locs) for w, locs in out.items()}
+
+
 def choose(text: str, hits: Sequence[Hit], languages: Sequence[str], preference: str | None,
-           default: str, *, english_neutral: bool = False) -> LanguageChoice:
+           default: str, *, english_neutral: bool = False,
+           accented: Mapping[str, frozenset[str]] | None = None) -> LanguageChoice:
     """Pick the reply language. ``english_neutral``: English-only words (carrier commands such as
     HELP) do not override a stored preference."""
     # Each word position counts once per language that has a phrase covering it, so a language does
@@ -81,6 +95,13 @@ def choose(text: str, hits: Sequence[Hit], languages: Sequence[str], preference:
     for code in _NATIVE_SCRIPT:
         if code in votes and code != by_script:
             votes[code] *= 0.5  # e.g. Russian words typed in Latin letters: a weaker sign
+    if votes and _ACCENTED.search(text):
+        if "en" in votes:
+            votes["en"] *= 0.5  # English is written without accents
+        for w in _RAW_WORD.findall(unicodedata.normalize("NFC", text).casefold()):
+            for loc in (accented or {}).get(w, ()):  # the exact accented spelling: "fatigué" is French
+                if loc in votes:
+                    votes[loc] += 0.5
     if not votes or (not strong and max(votes.values()) < 1.5):
         return LanguageChoice(preference or default, False)
     best = max(votes.values())

@@ -20,7 +20,12 @@ GAP = object()  # "..." in a phrase: up to MAX_GAP other tokens
 _END = object()
 MAX_GAP = 2
 MIN_FUZZY_LEN = 4  # shorter words must match exactly: "lol" is not "low"
-# Normalised Indel similarity a typo must reach; see bench/cutoffs.py for the measurements behind it.
+LONG_WORD = 8  # from this length a typo may be in the first letter too
+FUZZY_KINDS = ("topic", "rule", "temperature_words")
+# Normalised Indel similarity a typo must reach. bench/cutoffs.py measures it: 0.79 keeps ~88 % of
+# one-letter typos of keywords (one substitution in a five-letter word is 0.80) while raising it to 0.84 loses
+# a sixth of them; the everyday words it lets through mostly hit one word of a longer phrase, which alone
+# matches nothing. A missed symptom costs more than a stray match.
 FUZZY_CUTOFF = 0.79
 
 
@@ -75,13 +80,23 @@ def parse_phrase(phrase: str) -> tuple:
 class PhraseIndex:
     """All phrases of a catalog, matched together. Immutable once built."""
 
-    def __init__(self, phrases: Iterable[tuple[str, str, str, str]], protected: Iterable[str] = ()) -> None:
-        """``phrases``: (kind, id, locale, phrase) rows. ``protected`` words are never typo-corrected."""
+    def __init__(self, phrases: Iterable[tuple[str, str, str, str]], protected: Iterable[str] = (),
+                 known: Iterable[str] = (), cutoff: float = FUZZY_CUTOFF,
+                 fuzzy_kinds: Iterable[str] = FUZZY_KINDS) -> None:
+        """``phrases``: (kind, id, locale, phrase) rows. ``protected`` words (carrier commands) are
+        neither typo-corrected nor corrected onto; ``known`` words are real words, never corrected;
+        only words of ``fuzzy_kinds`` phrases are typo targets."""
+        self.cutoff = cutoff
         grouped: dict[tuple, dict[tuple[str, str], set[str]]] = {}
+        targets_words: set[str] = set()
+        fuzzy_kinds = frozenset(fuzzy_kinds)
         for kind, ident, locale, phrase in phrases:
             keys = parse_phrase(phrase)
             if keys:
                 grouped.setdefault(keys, {}).setdefault((kind, ident), set()).add(locale)
+                if kind in fuzzy_kinds:
+                    targets_words.update(k if isinstance(k, str) else k[1] for k in keys
+                                         if k is not GAP and (isinstance(k, str) or k[0] == "prefix"))
         self.root: dict = {}
         self.words: set[str] = set()
         self.stems: set[str] = set()
@@ -103,10 +118,11 @@ class PhraseIndex:
         self.stem_lengths = tuple(sorted({len(s) for s in self.stems}))
         self.suffix_lengths = tuple(sorted({len(s) for s in self.suffixes}))
         self.protected = frozenset(protected)
-        # Deletion index for typo candidates: every word (and stem) and its one-letter deletions.
-        # Protected words (carrier commands) are neither corrected nor corrected onto.
+        self.known = frozenset(known) | self.protected
+        # Deletion index for typo candidates: every keyword or symptom word (and stem) and its one-letter
+        # deletions. Protected words are neither corrected nor corrected onto.
         self._deletions: dict[str, set[str]] = {}
-        for w in (self.words | self.stems) - self.protected:
+        for w in targets_words - self.protected:
             if len(w) >= MIN_FUZZY_LEN - 1 and not self._is_unspaced(w):
                 for variant in _deletions(w):
                     self._deletions.setdefault(variant, set()).add(w)
@@ -138,7 +154,7 @@ class PhraseIndex:
                 # "*mab" needs a real word before the ending: "rituximab", not "mab" itself.
                 if n + 3 <= len(tok) and tok[-n:] in self.suffixes:
                     alts.append((("suffix", tok[-n:]), 1.0))
-            if not alts and len(tok) >= MIN_FUZZY_LEN and tok not in self.protected \
+            if not alts and len(tok) >= MIN_FUZZY_LEN and tok not in self.known and tok not in self.words \
                     and not tok[0].isdigit() and not self._is_unspaced(tok):
                 alts.extend(self._typo_candidates(tok))
         result = tuple(alts)
@@ -152,14 +168,17 @@ class PhraseIndex:
             for cand in self._deletions.get(variant, ()):
                 if cand in best:
                     continue
-                sim = Indel.normalized_similarity(tok, cand, score_cutoff=FUZZY_CUTOFF)
+                # People rarely mistype the first letter of a short word; "lives" is not "hives".
+                if cand[0] != tok[0] and len(tok) < LONG_WORD:
+                    continue
+                sim = Indel.normalized_similarity(tok, cand, score_cutoff=self.cutoff)
                 if cand in self.words and sim:
                     best[cand] = sim
                 if cand in self.stems:
                     # A stem matches the start of a longer word: compare with the same length.
-                    head = Indel.normalized_similarity(tok[: len(cand) + 1], cand, score_cutoff=FUZZY_CUTOFF)
+                    head = Indel.normalized_similarity(tok[: len(cand) + 1], cand, score_cutoff=self.cutoff)
                     head = max(head, Indel.normalized_similarity(tok[: len(cand)], cand,
-                                                                 score_cutoff=FUZZY_CUTOFF))
+                                                                 score_cutoff=self.cutoff))
                     if head:
                         best[("prefix", cand)] = head
         # Keep only the closest candidates: a typo stands for the word it is nearest to.

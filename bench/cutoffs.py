@@ -22,7 +22,13 @@ from assistant.matching import FUZZY_CUTOFF, FUZZY_KINDS, MIN_FUZZY_LEN, PhraseI
 from assistant.normalize import tokens  # noqa: E402
 
 NEIGHBOURS = {c: n for c, n in zip("qwertyuiopasdfghjklzxcvbnm", "wqrtyuiopoadfghjkklxcvbnmn", strict=True)}
-CHAT = ["ok", "okay", "thanks", "thank", "you", "lol", "see", "tuesday", "monday", "tomorrow", "today", "tonight", "later", "call", "please", "what", "when", "where", "which", "would", "could", "should", "maybe", "really", "great", "good", "fine", "sure", "yeah", "nope", "hello", "there", "appointment", "parking", "clinic", "doctor", "nurse", "school", "homework", "dinner", "breakfast", "lunch", "water", "juice", "television", "phone", "charger", "message", "morning", "evening", "weekend", "friday", "saturday", "sunday", "wednesday", "thursday", "birthday", "brother", "sister", "mother", "father", "grandma", "grandpa", "uncle", "cousin", "friend", "teacher", "bus", "car", "train", "airport", "hospital", "pharmacy", "insurance", "billing", "address", "street", "number", "question", "answer", "happy", "sorry", "sad", "angry", "excited", "bored", "hungry", "thirsty", "sleep", "dream", "play", "game", "movie", "music", "book", "story", "picture", "photo", "video", "smile", "laugh", "cry"]
+CHAT = """ok okay thanks thank you lol see tuesday monday tomorrow today tonight later call please what when where
+which would could should maybe really great good fine sure yeah nope hello there appointment parking clinic
+doctor nurse school homework dinner breakfast lunch water juice television phone charger message morning
+evening weekend friday saturday sunday wednesday thursday birthday brother sister mother father grandma
+grandpa uncle cousin friend teacher bus car train airport hospital pharmacy insurance billing address
+street number question answer happy sorry sad angry excited bored hungry thirsty sleep dream play game
+movie music book story picture photo video smile laugh cry""".split()  # noqa: SIM905
 
 
 def typos(word: str, rnd: random.Random) -> list[str]:
@@ -43,7 +49,8 @@ def main() -> int:
     base = PhraseIndex(rows, protected=protected, known=known)
     latin = re.compile(r"^[a-z]+$")
     targets = PhraseIndex([r for r in rows if r[0] in FUZZY_KINDS])
-    words = sorted(w for w in targets.words if latin.match(w) and len(w) >= MIN_FUZZY_LEN and w not in protected | known)
+    words = sorted(w for w in targets.words
+                   if latin.match(w) and len(w) >= MIN_FUZZY_LEN and w not in protected | known)
     rnd = random.Random(3)
     cases = [(t, w) for w in words for t in typos(w, rnd) if t not in base.words]
     article = (ROOT.parent / "shared" / "seed" / "about-immunotherapy.txt")

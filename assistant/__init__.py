@@ -56,9 +56,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
                            serve_unreviewed=settings.serve_unreviewed)
     app.extensions["assistant"] = Assistant(CatalogStore(catalog), settings)
 
-    from . import alerts, cli, db, sms, web
+    from . import alerts, cli, db, inbox, sms, web
 
     db.init_app(app)
+    inbox.init_app(app)
     alerts.init_app(app)
     cli.init_app(app)
     app.register_blueprint(sms.bp)

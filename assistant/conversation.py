@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 
 from babel.numbers import format_decimal
 
@@ -303,6 +304,7 @@ class Assistant:
         return code or self.settings.default_locale
 
 
+@lru_cache(maxsize=4096)
 def _number(value: float, locale: str) -> str:
     """A temperature written the way the language writes decimals (38.0, 38,0)."""
     try:

@@ -24,10 +24,12 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, autocommit: bool = False) -> Engine:
+    """The engine for ``url``; ``autocommit`` for single reads (no BEGIN/ROLLBACK round trips)."""
     url = normalise_url(url)
+    options = {"isolation_level": "AUTOCOMMIT"} if autocommit else {}
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 15, "check_same_thread": False})
+        engine = create_engine(url, connect_args={"timeout": 15, "check_same_thread": False}, **options)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # WAL lets readers and one writer work together
@@ -38,7 +40,9 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    # No pre-ping (it doubles the round trips of every request); connections are recycled instead, and a
+    # dropped connection only fails that request, which still answers the caregiver (see inbox.py).
+    return create_engine(url, pool_size=10, max_overflow=20, pool_recycle=300, **options)
 
 
 def alembic_config(url: str) -> Config:
@@ -83,6 +87,7 @@ def init_app(app: Flask) -> None:
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     engine = make_engine(url)
     app.extensions["engine"] = engine
+    app.extensions["read_engine"] = make_engine(url, autocommit=True)
     app.extensions["sessionmaker"] = sessionmaker(engine, expire_on_commit=False)
     app.teardown_appcontext(_close_session)
     app.cli.add_command(db_cli)

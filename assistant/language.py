@@ -66,20 +66,15 @@ def choose(text: str, hits: Sequence[Hit], languages: Sequence[str], preference:
     HELP) do not override a stored preference."""
     # Each word position counts once per language that has a phrase covering it, so a language does
     # not win by listing the same word twice ("vaccine" and "vaccin*").
+    strong_hits = [h for h in hits if h.target.kind in STRONG_KINDS
+                   and not (english_neutral and preference and h.target.locales == {"en"})]
+    exact = [h for h in strong_hits if h.similarity == 1.0]
     covered: dict[str, set[int]] = {}
-    for h in hits:
-        if h.target.kind not in STRONG_KINDS or h.similarity < 1.0:
-            continue
-        if english_neutral and preference and h.target.locales == {"en"}:
-            continue
+    for h in exact or strong_hits:  # typo-corrected words vote only when nothing matched exactly
         for loc in h.target.locales:
             covered.setdefault(loc, set()).update(range(h.start, h.end))
-    votes: Counter[str] = Counter({loc: float(len(pos)) for loc, pos in covered.items()})
-    if not votes:  # only typo-corrected words: let them vote at half weight
-        for h in hits:
-            if h.target.kind in STRONG_KINDS:
-                for loc in h.target.locales:
-                    votes[loc] += 0.5 * h.length
+    weight = 1.0 if exact else 0.5
+    votes: Counter[str] = Counter({loc: weight * len(pos) for loc, pos in covered.items()})
     strong = bool(votes)
     # Small common words: a word only one language has counts fully, a shared one counts less.
     hint_positions: dict[int, frozenset[str]] = {}

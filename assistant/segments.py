@@ -33,8 +33,10 @@ class SmsSize:
 
 
 def smart_encode(text: str) -> str:
-    """Replace typographic punctuation with its GSM-7 look-alike."""
-    return text.translate(_SMART)
+    """Replace typographic punctuation with its GSM-7 look-alike when that makes the text GSM-7; a text
+    that is UCS-2 anyway (Chinese, Arabic...) keeps its own punctuation."""
+    plain = text.translate(_SMART)
+    return plain if plain != text and measure(plain).encoding == "GSM-7" else text
 
 
 def measure(text: str) -> SmsSize:

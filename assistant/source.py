@@ -37,6 +37,7 @@ class RuleSource:
     phrases: tuple[str, ...]
     topic: str | None = None
     advice: str | None = None
+    when_negated: str | None = None  # level when negated: "not breathing" is the emergency itself
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,9 @@ def parse_source(texts: dict[str, str]) -> Source:
     rules = []
     for raw in triage_doc.get("rule", []):
         rule = RuleSource(id=raw["id"], level=raw["level"], phrases=tuple(raw["phrases"]),
-                          topic=raw.get("topic"), advice=raw.get("advice"))
+                          topic=raw.get("topic"), advice=raw.get("advice"), when_negated=raw.get("when_negated"))
+        if rule.when_negated not in (None, "emergency", "call_now"):
+            raise SourceError(f"messages/triage.toml: rule {rule.id}: when_negated must be emergency or call_now")
         if rule.level not in ("emergency", "call_now"):
             raise SourceError(f"messages/triage.toml: rule {rule.id}: level must be emergency or call_now")
         line = _line_of(triage_lines, rf'^id\s*=\s*"{re.escape(rule.id)}"')

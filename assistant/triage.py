@@ -100,6 +100,13 @@ def assess(catalog: Catalog, toks: Sequence[str], hits: Sequence[Hit], fever_thr
     fired: list[tuple[int, str, str | None, str | None]] = []  # (rank, rule id, topic, advice)
     for h in hits:
         if h in negated:
+            rule = catalog.rules.get(h.target.id) if h.target.kind == "rule" else None
+            # "not breathing": the negation is the symptom, unless it denies a longer phrase around this
+            # word ("no trouble breathing").
+            if rule and rule.when_negated and not any(
+                    o is not h and o.target.kind in ("rule", "topic") and o.start <= h.start and h.end <= o.end
+                    and o.length > h.length for o in negated):
+                fired.append((LEVEL_RANK[rule.when_negated], rule.id, rule.topic, rule.advice))
             continue
         if h.target.kind == "rule":
             rule = catalog.rules[h.target.id]

@@ -13,6 +13,7 @@ from .conftest import ALERTS, CAREGIVER, post_signed, text_sms
 
 
 def rows(app):
+    assert app.extensions["recorder"].flush()
     with app.extensions["sessionmaker"]() as session:
         return session.scalars(select(Alert).order_by(Alert.id)).all()
 

@@ -144,3 +144,14 @@ def test_symptom_in_a_very_long_text_is_found(assistant):
     text = "we had a long day at the clinic and " * 250 + "now she has a fever"
     assert len(text) > 9000
     assert level_of(assistant, text) == "call_now"
+
+
+@pytest.mark.parametrize("text", ["he doesn't breathe", "لا يستطيع التنفس", "il ne respire plus", "no respira bien",
+                                  "не может дышать"])
+def test_a_negation_before_breathing_is_the_emergency(assistant, text):
+    assert level_of(assistant, text) == "emergency"
+
+
+def test_denying_breathing_trouble_is_not_an_emergency(assistant):
+    assert level_of(assistant, "fever but no trouble breathing") == "call_now"
+    assert level_of(assistant, "no trouble breathing") != "emergency"

@@ -1,0 +1,196 @@
+"""Load test: gunicorn on loopback, signed /sms traffic (with its database writes) against a bare endpoint.
+
+    python bench/load.py [--seconds 8] [--clients 4] [--databases sqlite,postgresql]
+
+For each database: starts gunicorn (the Procfile's settings: 2 workers, 4 threads) with the app plus a
+bare Flask endpoint returning the same TwiML (bench/bare_app.py), measures the peak throughput of each
+with closed-loop clients, then paces /sms (and /bare) at 80 % of its own peak and reports p50/p99
+latency. Targets: /sms at least half the bare throughput; p99 under 50 ms at 80 % of peak. All traffic
+stays on 127.0.0.1 and every phase is bounded in time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import multiprocessing as mp
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "benchmarktoken000000000000000000"
+PUBLIC = "https://bench.example.org"
+PG_URL = os.environ.get("BENCH_DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/caregiver_bench"
+# Caregiver texts; SYMPTOMS escalate (a durable write of the escalation and its alerts before answering).
+TEXTS = ["MAB", "what is a cancer vaccine", "ok thanks", "MENU", "3", "temp 37.2", "neutropenia", "HELP",
+         "side effects", "lol", "LANG", "vacunas", "疲倦", "late effects", "MORE", "what are cytokines"]
+SYMPTOMS = ["fever", "tiene fiebre", "my son has a temp of 38,5", "发烧", "chills", "she can't breathe"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def requests_for(path: str, n: int, seed: int, symptom_share: float) -> list[tuple[bytes, dict[str, str]]]:
+    from twilio.request_validator import RequestValidator
+
+    rnd = random.Random(seed)
+    validator = RequestValidator(TOKEN)
+    out = []
+    for _ in range(n):
+        form = {"MessageSid": "SM" + uuid.uuid4().hex, "AccountSid": "AC" + "0" * 32, "From":
+                f"+1617555{rnd.randrange(10000):04d}", "To": "+16175550000",
+                "Body": rnd.choice(SYMPTOMS if rnd.random() < symptom_share else TEXTS),
+                "NumMedia": "0", "ApiVersion": "2010-04-01"}
+        headers = {"Content-Type": "application/x-www-form-urlencoded",
+                   "X-Twilio-Signature": validator.compute_signature(PUBLIC + path, form)}
+        out.append((urlencode(form).encode(), headers))
+    return out
+
+
+def client(port: int, path: str, reqs, deadline: float, interval: float, out: mp.Queue) -> None:
+    """Send requests until the deadline: back to back (interval 0) or one every ``interval`` seconds."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    latencies, errors, i = [], 0, 0
+    next_at = time.perf_counter()
+    while time.perf_counter() < deadline and i < len(reqs):
+        if interval:
+            delay = next_at - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            next_at += interval
+        body, headers = reqs[i]
+        i += 1
+        t = time.perf_counter()
+        try:
+            conn.request("POST", path, body=body, headers=headers)
+            response = conn.getresponse()
+            response.read()
+            if response.status != 200:
+                errors += 1
+        except OSError:
+            errors += 1
+            conn.close()
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            continue
+        latencies.append(time.perf_counter() - t)
+    out.put((latencies, errors))
+
+
+def drive(port: int, path: str, clients: int, seconds: float, rate: float | None = None,
+          symptom_share: float = 0.125) -> dict:
+    per_client = int((rate or 3000) * seconds / clients) + 10 if rate else 20000
+    reqs = [requests_for(path, per_client, c, symptom_share) for c in range(clients)]
+    queue: mp.Queue = mp.Queue()
+    start = time.perf_counter() + 0.2
+    deadline = start + seconds
+    interval = clients / rate if rate else 0.0
+    procs = [mp.Process(target=client, args=(port, path, reqs[c], deadline, interval, queue)) for c in range(clients)]
+    for p in procs:
+        p.start()
+    results = [queue.get(timeout=seconds + 60) for _ in procs]
+    for p in procs:
+        p.join(timeout=10)
+    latencies = sorted(x for lat, _ in results for x in lat)
+    errors = sum(e for _, e in results)
+    q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
+    return {"rps": len(latencies) / seconds, "p50": q[49] * 1000, "p99": q[98] * 1000, "n": len(latencies),
+            "errors": errors}
+
+
+def prepare(database: str, tmp: Path) -> str | None:
+    sys.path.insert(0, str(ROOT))
+    from assistant.db import normalise_url, upgrade
+
+    if database == "sqlite":
+        url = f"sqlite:///{tmp / 'bench.db'}"
+    else:
+        from sqlalchemy import create_engine, text
+
+        base, _, name = PG_URL.rpartition("/")
+        try:
+            admin = create_engine(normalise_url(base + "/postgres"), isolation_level="AUTOCOMMIT")
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+            admin.dispose()
+        except Exception as exc:  # no PostgreSQL here: skip it, say so
+            print(f"postgresql: skipped ({type(exc).__name__}: {exc})")
+            return None
+        url = PG_URL
+    upgrade(url)
+    return url
+
+
+def serve(url: str, port: int, log: Path) -> subprocess.Popen:
+    env = {**os.environ, "DATABASE_URL": url, "TWILIO_AUTH_TOKEN": TOKEN, "PUBLIC_BASE_URL": PUBLIC,
+           "CARE_TEAM_PHONE": "+1 617-555-0142", "ALERT_NUMBERS": "+16175550001", "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "INFO")}
+    cmd = [sys.executable, "-m", "gunicorn", "--workers", "2", "--threads", "4", "--bind", f"127.0.0.1:{port}",
+           "--pythonpath", str(ROOT / "bench"), "--chdir", str(ROOT), "bare_app:app"]
+    proc = subprocess.Popen(cmd, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    for _ in range(100):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return proc
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"gunicorn did not start; see {log}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=8)
+    ap.add_argument("--clients", type=int, default=4)
+    ap.add_argument("--databases", default="sqlite,postgresql")
+    ap.add_argument("--symptom-share", type=float, default=0.125,
+                    help="share of texts that describe a symptom and escalate (default: one in eight)")
+    a = ap.parse_args()
+    ok = True
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        for database in a.databases.split(","):
+            url = prepare(database, tmp)
+            if url is None:
+                continue
+            port = free_port()
+            proc = serve(url, port, tmp / f"gunicorn-{database}.log")
+            try:
+                drive(port, "/sms", a.clients, 1.0)  # warm-up: imports, caches, connections
+                drive(port, "/bare", a.clients, 1.0)
+                bare = drive(port, "/bare", a.clients, a.seconds)
+                sms = drive(port, "/sms", a.clients, a.seconds, symptom_share=a.symptom_share)
+                sms80 = drive(port, "/sms", a.clients, a.seconds, rate=0.8 * sms["rps"], symptom_share=a.symptom_share)
+                bare80 = drive(port, "/bare", a.clients, a.seconds, rate=0.8 * bare["rps"])
+            finally:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(timeout=20)
+            ratio = sms["rps"] / bare["rps"]
+            met = ratio >= 0.5 and sms80["p99"] < 50 and not (sms["errors"] or sms80["errors"])
+            ok &= met
+            print(f"\n{database}: gunicorn 2 workers x 4 threads, {a.clients} client processes, {a.seconds:.0f} s a phase, "
+                  f"{a.symptom_share:.0%} of texts escalate")
+            print(f"  {'endpoint':24} {'peak req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+            print(f"  {'/bare (same TwiML)':24} {bare['rps']:10.0f} {bare['p50']:8.2f} {bare['p99']:8.2f} {bare['errors']:7}")
+            print(f"  {'/sms (signed, db)':24} {sms['rps']:10.0f} {sms['p50']:8.2f} {sms['p99']:8.2f} {sms['errors']:7}")
+            print(f"  at 80 % of peak: /sms {sms80['rps']:.0f} req/s p50 {sms80['p50']:.2f} ms p99 {sms80['p99']:.2f} ms; "
+                  f"/bare {bare80['rps']:.0f} req/s p50 {bare80['p50']:.2f} ms p99 {bare80['p99']:.2f} ms")
+            print(f"  /sms / bare throughput: {ratio:.2f} (target >= 0.5); p99 at 80 %: {sms80['p99']:.1f} ms "
+                  f"(target < 50) -> {'met' if met else 'MISSED'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -23,11 +23,11 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
-from functools import lru_cache
+from datetime import datetime
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import bindparam, func, literal, select
+from sqlalchemy import bindparam, func, literal_column, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
@@ -73,8 +73,24 @@ def handle(app: Flask, message_sid: str, phone: str, text: str, media: int = 0) 
         return Outcome(LAST_RESORT["none"].format(**values), "none", None, "en")
 
 
+class RawStatement:
+    """A statement compiled once by SQLAlchemy for the engine's dialect and run on the pooled DBAPI
+    connection: on the per-text path this costs a tenth of SQLAlchemy's own execution machinery."""
+
+    def __init__(self, statement, dialect) -> None:
+        compiled = statement.compile(dialect=dialect)
+        self.sql = str(compiled)
+        self.order = compiled.positiontup if compiled.positional else None
+        self.sqlite = dialect.name == "sqlite"
+
+    def params(self, values: dict[str, Any]):
+        if self.sqlite:  # stored the way SQLAlchemy's SQLite DateTime type stores them
+            values = {k: (f"{v:%Y-%m-%d %H:%M:%S.%f}" if isinstance(v, datetime) else v) for k, v in values.items()}
+        return tuple(values[k] for k in self.order) if self.order is not None else values
+
+
 # One round trip: the sender's state and, if this message id was already answered, that answer.
-_one = select(literal(1).label("one")).subquery()
+_one = select(literal_column("1").label("one")).subquery()
 READ = (
     select(SENDERS.c.locale, SENDERS.c.locale_explicit, SENDERS.c.menu, SENDERS.c.more, SENDERS.c.opted_out,
            INBOUND.c.message_sid.label("seen_sid"), INBOUND.c.reply.label("seen_reply"),
@@ -94,8 +110,7 @@ def _handle(app: Flask, message_sid: str, phone: str, text: str, media: int) -> 
         return _replay(remembered, message_sid, phone)
     state, db_ok = State(), True
     try:
-        with app.extensions["read_engine"].connect() as conn:
-            row = conn.execute(READ, {"phone": phone, "sid": message_sid}).first()
+        row = recorder.read(phone, message_sid)
         if row.seen_sid is not None:
             return _replay(Outcome(row.seen_reply, row.seen_level, row.seen_topic, row.seen_locale, True),
                            message_sid, phone)
@@ -106,7 +121,7 @@ def _handle(app: Flask, message_sid: str, phone: str, text: str, media: int) -> 
             state = State(locale=row.locale, locale_explicit=bool(row.locale_explicit),
                           menu=tuple(row.menu.split()) if row.menu else (), more=row.more or "",
                           opted_out=bool(row.opted_out))
-    except SQLAlchemyError:
+    except Exception:  # SQLAlchemy's errors, or the driver's own from a raw pooled connection
         db_ok = False
         log.exception("database unavailable; answering without memory",
                       extra={"event": "db.error", "phone": mask_phone(phone)})
@@ -131,8 +146,7 @@ def _handle(app: Flask, message_sid: str, phone: str, text: str, media: int) -> 
             message = None  # stored already
         except IntegrityError:
             # The same MessageSid arrived twice at once: the other request stored it; answer as it did.
-            with engine.connect() as conn:
-                row = conn.execute(READ, {"phone": phone, "sid": message_sid}).first()
+            row = recorder.read(phone, message_sid)
             if row.seen_sid is not None:
                 return _replay(Outcome(row.seen_reply, row.seen_level, row.seen_topic, row.seen_locale, True),
                                message_sid, phone)
@@ -176,25 +190,30 @@ def _replay(outcome: Outcome, message_sid: str, phone: str) -> Outcome:
     return Outcome(outcome.text, outcome.level, outcome.topic, outcome.locale, duplicate=True)
 
 
-@lru_cache(maxsize=4)
-def _statements(dialect: str):
-    """INSERT ... ON CONFLICT statements for the engine's dialect, compiled once."""
-    insert = sqlite_insert if dialect == "sqlite" else pg_insert
-    message = insert(INBOUND).on_conflict_do_nothing(index_elements=[INBOUND.c.message_sid])
-    columns = ("phone", "locale", "locale_explicit", "menu", "more", "opted_out", "updated_at", "created_at",
-               "opted_out_at", "opted_in_at")
-    sender = insert(SENDERS).values({c: bindparam(c) for c in columns})
-    updates: dict[str, Any] = {c: sender.excluded[c] for c in columns if c not in ("phone", "created_at")}
+MESSAGE_COLUMNS = ("message_sid", "phone", "num_media", "level", "topic", "locale", "reply", "received_at")
+SENDER_COLUMNS = ("phone", "locale", "locale_explicit", "menu", "more", "opted_out", "updated_at", "created_at",
+                  "opted_out_at", "opted_in_at")
+
+
+def _statements(dialect) -> tuple[RawStatement, RawStatement, RawStatement]:
+    """The read and the two writes of every text, as INSERT ... ON CONFLICT for the dialect."""
+    insert = sqlite_insert if dialect.name == "sqlite" else pg_insert
+    message = (insert(INBOUND).values({c: bindparam(c) for c in MESSAGE_COLUMNS})
+               .on_conflict_do_nothing(index_elements=[INBOUND.c.message_sid]))
+    sender = insert(SENDERS).values({c: bindparam(c) for c in SENDER_COLUMNS})
+    updates: dict[str, Any] = {c: sender.excluded[c] for c in SENDER_COLUMNS if c not in ("phone", "created_at")}
     for c in ("opted_out_at", "opted_in_at"):  # only when given: the stored times stay otherwise
         updates[c] = func.coalesce(sender.excluded[c], SENDERS.c[c])
-    return message, sender.on_conflict_do_update(index_elements=[SENDERS.c.phone], set_=updates)
+    upsert = sender.on_conflict_do_update(index_elements=[SENDERS.c.phone], set_=updates)
+    return (RawStatement(READ, dialect), RawStatement(message, dialect), RawStatement(upsert, dialect))
 
 
 class Recorder:
     """Writes message records and sender state on a background thread, many per transaction."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, engine: Engine, read_engine: Engine) -> None:
+        self.engine, self.read_engine = engine, read_engine
+        self._read, self._insert_message, self._upsert_sender = _statements(engine.dialect)
         self._queue: queue.Queue = queue.Queue()
         self._answered: dict[str, Outcome] = {}  # written soon; a retry meanwhile is answered from here
         self._states: dict[str, State] = {}  # the same for a sender's state: read your own writes
@@ -211,6 +230,18 @@ class Recorder:
             self._states[sender["phone"]] = state
         self._ensure_thread()
         self._queue.put((message, sender, state))
+
+    def read(self, phone: str, message_sid: str):
+        """The sender's stored state and any stored answer to ``message_sid``, in one round trip."""
+        conn = self.read_engine.raw_connection()
+        try:
+            cur = conn.cursor()
+            cur.execute(self._read.sql, self._read.params({"phone": phone, "sid": message_sid}))
+            row = cur.fetchone()
+            cur.close()
+        finally:
+            conn.close()  # back to the pool
+        return _Row(*row)
 
     def answered(self, message_sid: str) -> Outcome | None:
         with self._lock:
@@ -262,7 +293,6 @@ class Recorder:
                     self._queue.task_done()
 
     def _write(self, batch: list) -> None:
-        insert_message, upsert_sender = _statements(self.engine.dialect.name)
         messages = [m for m, _s, _st in batch if m is not None]
         senders: dict[str, dict[str, Any]] = {}
         for _m, s, _st in batch:  # the last state of each sender wins; opt-out times are kept
@@ -272,21 +302,41 @@ class Recorder:
                      "opted_in_at": s["opted_in_at"] or previous["opted_in_at"]}
             senders[s["phone"]] = s
         for attempt in range(3):
+            conn = self.engine.raw_connection()
             try:
-                with self.engine.begin() as conn:
-                    if self.engine.dialect.name == "postgresql":
-                        # A crash of the database server itself may lose the last moments of these
-                        # (never an escalation, which is committed durably before its answer).
-                        conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
-                    if messages:
-                        conn.execute(insert_message, messages)
-                    conn.execute(upsert_sender, list(senders.values()))
+                cur = conn.cursor()
+                if self.engine.dialect.name == "postgresql":
+                    # A crash of the database server itself may lose the last moments of these (never
+                    # an escalation, which is committed durably before its answer).
+                    cur.execute("SET LOCAL synchronous_commit = off")
+                if messages:
+                    cur.executemany(self._insert_message.sql, [self._insert_message.params(m) for m in messages])
+                cur.executemany(self._upsert_sender.sql, [self._upsert_sender.params(s) for s in senders.values()])
+                cur.close()
+                conn.commit()
                 return
-            except SQLAlchemyError:
+            except Exception:
+                conn.rollback()
                 if attempt == 2:
                     raise
                 time.sleep(0.2 * (attempt + 1))
+            finally:
+                conn.close()
+
+
+@dataclass(frozen=True)
+class _Row:
+    locale: str | None
+    locale_explicit: bool | None
+    menu: str | None
+    more: str | None
+    opted_out: bool | None
+    seen_sid: str | None
+    seen_reply: str | None
+    seen_level: str | None
+    seen_topic: str | None
+    seen_locale: str | None
 
 
 def init_app(app: Flask) -> None:
-    app.extensions["recorder"] = Recorder(app.extensions["engine"])
+    app.extensions["recorder"] = Recorder(app.extensions["engine"], app.extensions["read_engine"])

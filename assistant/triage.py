@@ -49,12 +49,18 @@ def negated_hits(hits: Sequence[Hit], toks: Sequence[str]) -> set[Hit]:
         return set()
     breaks = {i for i, t in enumerate(toks) if t == BREAK}
     breaks |= {h.start for h in hits if h.target.kind == "clause_breaks"}
+    # The same words may be hit once per spelling ("fever" and "fever*"): their languages together.
+    languages: dict[tuple, set[str]] = {}
+    for h in hits:
+        languages.setdefault((h.start, h.end, h.target.kind, h.target.id), set()).update(h.target.locales)
     out = set()
     for h in hits:
         if h.target.kind not in ("topic", "rule"):
             continue
+        mine = languages[(h.start, h.end, h.target.kind, h.target.id)]
         for c in cues:
-            if c.end <= h.start and h.start - c.end <= NEGATION_REACH \
+            # A negation counts only in its own language: Spanish "no" is Vietnamese "nó" (he, she).
+            if c.end <= h.start and h.start - c.end <= NEGATION_REACH and not c.target.locales.isdisjoint(mine) \
                     and not any(c.end <= b < h.start for b in breaks):
                 out.add(h)
                 break

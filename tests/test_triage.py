@@ -155,3 +155,10 @@ def test_a_negation_before_breathing_is_the_emergency(assistant, text):
 def test_denying_breathing_trouble_is_not_an_emergency(assistant):
     assert level_of(assistant, "fever but no trouble breathing") == "call_now"
     assert level_of(assistant, "no trouble breathing") != "emergency"
+
+
+def test_a_negation_counts_only_in_its_own_language(assistant):
+    # Spanish/English "no" is Vietnamese "nó" (he/she) once tones are dropped: "no sot" is "he has a fever".
+    assert level_of(assistant, "nó sốt") == "call_now"
+    assert level_of(assistant, "no sot cao") == "call_now"
+    assert level_of(assistant, "no fever") == "info"

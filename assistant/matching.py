@@ -181,11 +181,12 @@ class PhraseIndex:
                                                                  score_cutoff=self.cutoff))
                     if head:
                         best[("prefix", cand)] = head
-        # Keep only the closest candidates: a typo stands for the word it is nearest to.
+        # Keep the closest candidates; the phrases around the word decide between them ("clinical trail"
+        # is "clinical trial", though "trail" is nearer to another language's "trai").
         if not best:
             return []
         top = max(best.values())
-        return [(k, v) for k, v in best.items() if v >= top - 0.02]
+        return [(k, v) for k, v in best.items() if v >= top - 0.12]
 
     def find(self, toks: Sequence[str]) -> list[Hit]:
         """Every phrase occurrence in ``toks`` (overlapping hits included)."""

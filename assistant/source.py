@@ -139,8 +139,9 @@ def parse_source(texts: dict[str, str]) -> Source:
                           topic=raw.get("topic"), advice=raw.get("advice"), when_negated=raw.get("when_negated"))
         if rule.when_negated not in (None, "emergency", "call_now"):
             raise SourceError(f"messages/triage.toml: rule {rule.id}: when_negated must be emergency or call_now")
-        if rule.level not in ("emergency", "call_now"):
-            raise SourceError(f"messages/triage.toml: rule {rule.id}: level must be emergency or call_now")
+        if rule.level not in ("emergency", "call_now", "none") or (rule.level == "none" and not rule.when_negated):
+            raise SourceError(f"messages/triage.toml: rule {rule.id}: level must be emergency or call_now "
+                              "(or none, with when_negated)")
         line = _line_of(triage_lines, rf'^id\s*=\s*"{re.escape(rule.id)}"')
         entries.append(Entry(
             f"rule:{rule.id}:phrases", LIST_SEPARATOR.join(rule.phrases),

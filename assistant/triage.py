@@ -41,29 +41,51 @@ class Finding:
 
 
 def negated_hits(hits: Sequence[Hit], toks: Sequence[str]) -> set[Hit]:
-    """Hits cancelled by a negation cue just before them, in the same part of the sentence."""
+    """Symptoms denied by a negation: the first one within reach after "no"/"not"/"sin" (and those joined to
+    it by "or"/"and"), or one right before a negation that follows ("열은 없어요"), in the same language
+    and the same part of the sentence."""
     unsure = [h for h in hits if h.target.kind == "unsure"]
-    cues = [h for h in hits if h.target.kind == "negation"
-            and not any(u.start <= h.start < u.end for u in unsure)]
-    if not cues:
+    before = [h for h in hits if h.target.kind == "negation" and not any(u.start <= h.start < u.end for u in unsure)]
+    after = [h for h in hits if h.target.kind == "negation_after"]
+    if not before and not after:
         return set()
     breaks = {i for i, t in enumerate(toks) if t == BREAK}
     breaks |= {h.start for h in hits if h.target.kind == "clause_breaks"}
+    joins = {i for h in hits if h.target.kind == "conjunctions" for i in range(h.start, h.end)}
     # The same words may be hit once per spelling ("fever" and "fever*"): their languages together.
     languages: dict[tuple, set[str]] = {}
     for h in hits:
         languages.setdefault((h.start, h.end, h.target.kind, h.target.id), set()).update(h.target.locales)
-    out = set()
-    for h in hits:
-        if h.target.kind not in ("topic", "rule"):
+    symptoms = sorted((h for h in hits if h.target.kind in ("topic", "rule")), key=lambda h: (h.start, -h.end))
+
+    def same_language(cue: Hit, h: Hit) -> bool:
+        # Spanish "no" is Vietnamese "nó" (he, she): a negation counts only in its own language.
+        return not cue.target.locales.isdisjoint(languages[(h.start, h.end, h.target.kind, h.target.id)])
+
+    def clear(a: int, b: int) -> bool:
+        return not any(a <= x < b for x in breaks)
+
+    out: set[Hit] = set()
+    for cue in before:
+        first = [h for h in symptoms if cue.end <= h.start <= cue.end + NEGATION_REACH and clear(cue.end, h.start)
+                 and same_language(cue, h)]
+        if not first:
             continue
-        mine = languages[(h.start, h.end, h.target.kind, h.target.id)]
-        for c in cues:
-            # A negation counts only in its own language: Spanish "no" is Vietnamese "nó" (he, she).
-            if c.end <= h.start and h.start - c.end <= NEGATION_REACH and not c.target.locales.isdisjoint(mine) \
-                    and not any(c.end <= b < h.start for b in breaks):
-                out.add(h)
+        start = first[0].start
+        end = max(h.end for h in first if h.start == start)
+        while True:
+            denied = [h for h in symptoms if start <= h.start < end and same_language(cue, h)]
+            out.update(denied)
+            # Continue over "or"/"and" to the next symptom: "no fever or chills".
+            nxt = [h for h in symptoms if end < h.start <= end + 2 and all(i in joins for i in range(end, h.start))
+                   and clear(end, h.start) and same_language(cue, h)]
+            if not nxt:
                 break
+            start = nxt[0].start
+            end = max(h.end for h in nxt if h.start == start)
+    for cue in after:
+        out.update(h for h in symptoms if cue.start - 1 <= h.end <= cue.start and clear(h.end, cue.start)
+                   and same_language(cue, h))
     return out
 
 
@@ -116,7 +138,8 @@ def assess(catalog: Catalog, toks: Sequence[str], hits: Sequence[Hit], fever_thr
             continue
         if h.target.kind == "rule":
             rule = catalog.rules[h.target.id]
-            fired.append((LEVEL_RANK[rule.level], rule.id, rule.topic, rule.advice))
+            if rule.level != "none":
+                fired.append((LEVEL_RANK[rule.level], rule.id, rule.topic, rule.advice))
         elif h.target.kind == "topic" and catalog.topics[h.target.id].level == "call_now":
             fired.append((LEVEL_RANK["call_now"], h.target.id, h.target.id, None))
     reading = None

@@ -136,7 +136,8 @@ def prepare(database: str, tmp: Path) -> str | None:
 
 def serve(url: str, port: int, log: Path) -> subprocess.Popen:
     env = {**os.environ, "DATABASE_URL": url, "TWILIO_AUTH_TOKEN": TOKEN, "PUBLIC_BASE_URL": PUBLIC,
-           "CARE_TEAM_PHONE": "+1 617-555-0142", "ALERT_NUMBERS": "+16175550001", "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "INFO")}
+           "CARE_TEAM_PHONE": "+1 617-555-0142", "ALERT_NUMBERS": "+16175550001",
+           "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "INFO")}
     cmd = [sys.executable, "-m", "gunicorn", "--workers", "2", "--threads", "4", "--bind", f"127.0.0.1:{port}",
            "--pythonpath", str(ROOT / "bench"), "--chdir", str(ROOT), "bare_app:app"]
     proc = subprocess.Popen(cmd, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
@@ -180,13 +181,14 @@ def main() -> int:
             ratio = sms["rps"] / bare["rps"]
             met = ratio >= 0.5 and sms80["p99"] < 50 and not (sms["errors"] or sms80["errors"])
             ok &= met
-            print(f"\n{database}: gunicorn 2 workers x 4 threads, {a.clients} client processes, {a.seconds:.0f} s a phase, "
-                  f"{a.symptom_share:.0%} of texts escalate")
+            print(f"\n{database}: gunicorn 2 workers x 4 threads, {a.clients} client processes, "
+                  f"{a.seconds:.0f} s a phase, {a.symptom_share:.0%} of texts escalate")
             print(f"  {'endpoint':24} {'peak req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
-            print(f"  {'/bare (same TwiML)':24} {bare['rps']:10.0f} {bare['p50']:8.2f} {bare['p99']:8.2f} {bare['errors']:7}")
-            print(f"  {'/sms (signed, db)':24} {sms['rps']:10.0f} {sms['p50']:8.2f} {sms['p99']:8.2f} {sms['errors']:7}")
-            print(f"  at 80 % of peak: /sms {sms80['rps']:.0f} req/s p50 {sms80['p50']:.2f} ms p99 {sms80['p99']:.2f} ms; "
-                  f"/bare {bare80['rps']:.0f} req/s p50 {bare80['p50']:.2f} ms p99 {bare80['p99']:.2f} ms")
+            for name, r in (("/bare (same TwiML)", bare), ("/sms (signed, db)", sms)):
+                print(f"  {name:24} {r['rps']:10.0f} {r['p50']:8.2f} {r['p99']:8.2f} {r['errors']:7}")
+            print(f"  at 80 % of peak: /sms {sms80['rps']:.0f} req/s p50 {sms80['p50']:.2f} ms "
+                  f"p99 {sms80['p99']:.2f} ms; /bare {bare80['rps']:.0f} req/s p50 {bare80['p50']:.2f} ms "
+                  f"p99 {bare80['p99']:.2f} ms")
             print(f"  /sms / bare throughput: {ratio:.2f} (target >= 0.5); p99 at 80 %: {sms80['p99']:.1f} ms "
                   f"(target < 50) -> {'met' if met else 'MISSED'}")
     return 0 if ok else 1

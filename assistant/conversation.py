@@ -15,7 +15,7 @@ from babel.numbers import format_decimal
 
 from .catalog import Catalog, CatalogStore
 from .config import Settings
-from .language import choose, language_by_name
+from .language import choose, drop_foreign_typos, language_by_name
 from .matching import Hit
 from .normalize import BREAK, tokens
 from .segments import fit, measure, smart_encode
@@ -23,7 +23,7 @@ from .triage import Finding, assess
 
 log = logging.getLogger(__name__)
 MAX_TEXT_CHARS = 20_000  # read this much of a text (Twilio stops at 1600; the web form may send more)
-COMMANDS = ("help", "menu", "language", "more", "stop", "start")
+COMMANDS = ("help", "menu", "language", "more", "stop", "start", "about")
 
 # Last-resort wording when the catalog itself cannot be used. English only, by design: it is sent
 # only when the reviewed templates could not be read at all.
@@ -88,7 +88,7 @@ class Assistant:
                 state = replace(state, locale=self._known_locale(catalog, lang), locale_explicit=True)
             body = (text or "")[:MAX_TEXT_CHARS]
             toks = tokens(body)
-            hits = catalog.index.find(toks)
+            hits = drop_foreign_typos(catalog.index.find(toks))
             finding = assess(catalog, toks, hits, self.settings.fever_threshold_c)
             return self._answer(catalog, body, toks, hits, finding, state, media)
         except Exception:
@@ -106,7 +106,7 @@ class Assistant:
         catalog = self.store.current
         body = text[:MAX_TEXT_CHARS]
         toks = tokens(body)
-        hits = catalog.index.find(toks)
+        hits = drop_foreign_typos(catalog.index.find(toks))
         finding = assess(catalog, toks, hits, self.settings.fever_threshold_c)
         choice = choose(body, hits, catalog.languages, state.locale, self.settings.default_locale,
                         accented=catalog.accented)
@@ -166,8 +166,11 @@ class Assistant:
         """Topics by score; each token counts once, for the longest phrase that covers it."""
         topic_hits = [h for h in hits if h.target.kind == "topic"]
         negated = set(finding.negated)
-        # Negated symptoms ("no fever") count only when nothing else matches.
-        live = [h for h in topic_hits if h.target.id not in negated] or topic_hits
+        live = [h for h in topic_hits if h.target.id not in negated]
+        if not live and topic_hits:
+            # Only denied symptoms ("no fever or chills"): answer about the first one, no question.
+            first = min(topic_hits, key=lambda h: h.start)
+            return [(first.target.id, float(first.length))]
         live.sort(key=lambda h: (-h.length, -h.similarity))
         claimed: set[int] = set()
         scores: dict[str, float] = {}
@@ -179,6 +182,9 @@ class Assistant:
             scores[h.target.id] = scores.get(h.target.id, 0.0) + h.length * h.similarity
         if finding.topic and finding.topic in scores:
             scores[finding.topic] += 0.5
+        specific = {t: v for t, v in scores.items() if not catalog.topics[t].umbrella}
+        if specific:  # "side effects of immunotherapy" is about side effects
+            scores = specific
         return sorted(scores.items(), key=lambda kv: -kv[1])
 
     # -- replies -----------------------------------------------------------------------------
@@ -279,6 +285,8 @@ class Assistant:
                                 finding, locale, optional=[self._render(catalog, locale, "text:source")])
         if command == "menu":
             return self._menu(catalog, state, finding, locale)
+        if command == "about":  # ABOUT alone; "call me back about a bill" is not about this service
+            return self._topic(catalog, "about", state, finding, locale)
         if command == "more":
             if not state.more:
                 return self._send(catalog, "text:more.none", "none", "more", state, finding, locale)

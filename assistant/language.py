@@ -97,7 +97,7 @@ def choose(text: str, hits: Sequence[Hit], languages: Sequence[str], preference:
             for loc in (accented or {}).get(w, ()):  # the exact accented spelling: "fatigué" is French
                 if loc in votes:
                     votes[loc] += 0.5
-    if not votes or (not strong and max(votes.values()) < 1.5):
+    if not votes or (not strong and max(votes.values()) < 1.0):  # one word of one language is enough
         return LanguageChoice(preference or default, False)
     best = max(votes.values())
     tied = [loc for loc in languages if votes.get(loc, 0) >= best - 1e-9]
@@ -134,3 +134,15 @@ def language_by_name(languages: tuple[str, ...]) -> dict[str, str]:
             add(loc.get_display_name(in_other), code)
             add(in_other.languages.get(code.split("_")[0]), code)
     return names
+
+
+def drop_foreign_typos(hits: Sequence[Hit]) -> list[Hit]:
+    """Typo-corrected hits only in a language the text's exact words show: a Tagalog "syang" is not a typo
+    of a Portuguese word. Without such evidence (a lone "fevr") every typo stays."""
+    evidence: set[str] = set()
+    for h in hits:
+        if h.similarity == 1.0:
+            evidence |= h.target.locales
+    if not evidence:
+        return list(hits)
+    return [h for h in hits if h.similarity == 1.0 or not evidence.isdisjoint(h.target.locales)]

@@ -28,6 +28,7 @@ class TopicSource:
     title: str
     keywords: tuple[str, ...]
     summary: str
+    umbrella: bool = False  # a general topic that yields to a more specific one
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,7 @@ def parse_source(texts: dict[str, str]) -> Source:
             topic = TopicSource(
                 id=raw["id"], section=raw["section"], level=raw.get("level", "info"), title=raw["title"],
                 keywords=tuple(raw["keywords"]), summary=" ".join(raw["summary"].split()),
+                umbrella=bool(raw.get("umbrella", False)),
             )
         except KeyError as exc:
             raise SourceError(f"messages/topics.toml: topic {raw.get('id', '?')} lacks {exc}") from exc

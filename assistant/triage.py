@@ -122,11 +122,26 @@ def read_temperatures(catalog: Catalog, toks: Sequence[str], hits: Sequence[Hit]
     return out
 
 
+def _about_fever(catalog: Catalog, h: Hit) -> bool:
+    if h.target.kind == "topic":
+        return h.target.id == "fever"
+    return h.target.kind == "rule" and catalog.rules[h.target.id].topic == "fever" \
+        and catalog.rules[h.target.id].advice is None
+
+
 def assess(catalog: Catalog, toks: Sequence[str], hits: Sequence[Hit], fever_threshold_c: float) -> Finding:
     """The triage level of a text, per the catalog's rules."""
     negated = negated_hits(hits, toks)
+    readings = read_temperatures(catalog, toks, hits)
+    low = catalog.source.temperature.low_c
+    # With a normal reading, words that only name the temperature ("temperatura 37,3", "has a temp of 37.2")
+    # are not a fever: the number decides.
+    normal = bool(readings) and all(low <= r.celsius < fever_threshold_c for r in readings)
+    naming = [(h.start, h.end) for h in hits if h.target.kind == "temperature_words"]
     fired: list[tuple[int, str, str | None, str | None]] = []  # (rank, rule id, topic, advice)
     for h in hits:
+        if normal and _about_fever(catalog, h) and any(a < h.end and h.start < b for a, b in naming):
+            continue
         if h in negated:
             rule = catalog.rules.get(h.target.id) if h.target.kind == "rule" else None
             # "not breathing": the negation is the symptom, unless it denies a longer phrase around this
@@ -143,10 +158,10 @@ def assess(catalog: Catalog, toks: Sequence[str], hits: Sequence[Hit], fever_thr
         elif h.target.kind == "topic" and catalog.topics[h.target.id].level == "call_now":
             fired.append((LEVEL_RANK["call_now"], h.target.id, h.target.id, None))
     reading = None
-    for r in read_temperatures(catalog, toks, hits):
+    for r in readings:
         if r.celsius >= fever_threshold_c:
             fired.append((LEVEL_RANK["call_now"], "temperature_high", "fever", None))
-        elif r.celsius < catalog.source.temperature.low_c:
+        elif r.celsius < low:
             fired.append((LEVEL_RANK["call_now"], "temperature_low", "fever", None))
         reading = reading or r
     negated_ids = tuple(dict.fromkeys(h.target.id for h in negated))

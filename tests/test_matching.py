@@ -104,3 +104,14 @@ def test_typo_index_scales_with_word_length_not_catalog_size():
     big = PhraseIndex([("topic", "t", "en", "neutropenia")]
                       + [("topic", f"x{i}", "en", f"word{i}xyz") for i in range(20000)])
     assert [k for k, _ in small.alternatives("nutropenia")] == [k for k, _ in big.alternatives("nutropenia")]
+
+
+def test_an_umbrella_topic_yields_to_a_specific_one(assistant):
+    assert topic_of(assistant, "what side effects can immunotherapy cause") == "side_effects"
+    assert topic_of(assistant, "免疫治疗有什么副作用") == "side_effects"
+    assert topic_of(assistant, "how does immunotherapy work") == "immunotherapy"
+
+
+def test_about_alone_is_the_about_topic_but_not_inside_a_sentence(assistant):
+    assert topic_of(assistant, "ABOUT") == "about"
+    assert topic_of(assistant, "can someone call me back about a bill") is None

@@ -162,3 +162,37 @@ def test_a_negation_counts_only_in_its_own_language(assistant):
     assert level_of(assistant, "nó sốt") == "call_now"
     assert level_of(assistant, "no sot cao") == "call_now"
     assert level_of(assistant, "no fever") == "info"
+
+
+@pytest.mark.parametrize("text", ["my son has a temp of 37.2", "температура 37,1 это нормально?",
+                                  "le tomé la temperatura y tiene 37,3", "fever 37.5"])
+def test_a_normal_reading_decides_over_words_for_temperature(assistant, text):
+    reply = assistant.reply(text, State())
+    assert (reply.level, reply.topic) == ("info", "fever")
+
+
+def test_a_high_reading_still_escalates_with_the_same_words(assistant):
+    assert level_of(assistant, "le tomé la temperatura y tiene 38,3") == "call_now"
+
+
+@pytest.mark.parametrize(
+    ("text", "level", "topic"),
+    [
+        ("no fever or chills", "info", "fever"),  # the negation reaches across "or"
+        ("no fever just tired", "info", "fatigue"),  # but not across other words to a second symptom
+        ("no fever bad cough", "call_now", None),
+        ("열은 없어요", "info", "fever"),  # Korean puts the negation after the symptom
+        ("температуры нет, просто устал", "info", "fatigue"),
+        ("qandho ma qabo", "info", "fever"),
+        ("he is breathing fine, just tired", "info", "fatigue"),  # breathing words alone say nothing
+        ("ما في حرارة ولا كحة", "info", "fever"),  # Arabic "nor" carries the negation on
+    ],
+)
+def test_negation_reach(assistant, text, level, topic):
+    reply = assistant.reply(text, State())
+    assert (reply.level, reply.topic) == (level, topic)
+
+
+def test_a_typo_in_another_language_than_the_text_is_ignored(assistant):
+    # "syang" (Tagalog) is one letter from a Portuguese bleeding word; the text is Tagalog.
+    assert level_of(assistant, "wala naman syang lagnat, pagod lang") == "info"

@@ -83,7 +83,7 @@ def upgrade_command(revision: str) -> None:
 
 def init_app(app: Flask) -> None:
     url = app.config["DATABASE_URL"]
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+    if url.startswith("sqlite:///") and ":memory:" not in url:  # instance/ on a fresh clone
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     engine = make_engine(url)
     app.extensions["engine"] = engine

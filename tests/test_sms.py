@@ -296,3 +296,12 @@ def test_migrations_are_safe_to_run_twice(database_url, runner):
 
     upgrade(database_url)
     upgrade(database_url)
+
+
+def test_sqlite_folder_is_created_on_a_fresh_checkout(tmp_path):
+    from assistant import create_app
+
+    app = create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{tmp_path / 'instance' / 'assistant.db'}"})
+    result = app.test_cli_runner().invoke(args=["db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "instance" / "assistant.db").exists()

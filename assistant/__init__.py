@@ -66,6 +66,3 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(web.bp)
     return app
 
-
-def get_assistant(app: Flask) -> Assistant:
-    return app.extensions["assistant"]

@@ -46,11 +46,11 @@ def alert_body(escalation: Escalation) -> str:
             f"{escalation.created_at:%Y-%m-%d %H:%M} UTC. Call the caregiver at {escalation.phone}.")
 
 
-def queue_alerts(session: Session, escalation: Escalation, numbers: list[str]) -> list[Alert]:
-    """Add one outbox row per on-call number (the caller commits)."""
-    alerts = [Alert(escalation_id=escalation.id, to_number=n, body=alert_body(escalation)) for n in numbers]
-    session.add_all(alerts)
-    return alerts
+def alert_rows(escalation: Escalation, numbers: list[str]) -> list[dict[str, Any]]:
+    """One outbox row per on-call number, written in the escalation's own transaction."""
+    body, now = alert_body(escalation), utcnow()
+    return [{"escalation_id": escalation.id, "to_number": n, "body": body, "status": "pending", "attempts": 0,
+             "next_attempt_at": now, "created_at": now} for n in numbers]
 
 
 def twilio_client(config: dict[str, Any]) -> Client:

@@ -31,7 +31,6 @@ from .source import RuleSource, Source, SourceError, TopicSource, read_source, s
 log = logging.getLogger(__name__)
 PLACEHOLDER = re.compile(r"\{(\w*)\}")
 SOURCE_LOCALE = "en"
-PROTECTED_KINDS = ("command",)
 
 
 @dataclass(frozen=True)

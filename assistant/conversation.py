@@ -23,7 +23,6 @@ from .triage import Finding, assess
 
 log = logging.getLogger(__name__)
 MAX_TEXT_CHARS = 20_000  # read this much of a text (Twilio stops at 1600; the web form may send more)
-COMMANDS = ("help", "menu", "language", "more", "stop", "start", "about")
 
 # Last-resort wording when the catalog itself cannot be used. English only, by design: it is sent
 # only when the reviewed templates could not be read at all.

@@ -33,7 +33,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from .alerts import alert_body, alert_numbers
+from .alerts import alert_numbers, alert_rows
 from .conversation import LAST_RESORT, Assistant, Reply, State
 from .logs import mask_phone
 from .models import Alert, Escalation, InboundMessage, Sender, utcnow
@@ -176,10 +176,7 @@ def _escalate(app: Flask, conn, message_sid: str, phone: str, text: str, reply: 
     escalation.id = conn.execute(ESCALATIONS.insert().values(**values).returning(ESCALATIONS.c.id)).scalar_one()
     numbers = alert_numbers(app.config)
     if numbers:
-        body, now = alert_body(escalation), utcnow()
-        conn.execute(ALERTS.insert(), [{"escalation_id": escalation.id, "to_number": n, "body": body,
-                                         "status": "pending", "attempts": 0, "next_attempt_at": now,
-                                         "created_at": now} for n in numbers])
+        conn.execute(ALERTS.insert(), alert_rows(escalation, numbers))
     log.warning("escalation", extra={"event": "escalation", "escalation_id": escalation.id, "triage": reply.level,
                                      "topic": reply.topic, "phone": mask_phone(phone)})
 

@@ -7,8 +7,6 @@ from datetime import UTC, datetime
 from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from .conversation import State
-
 
 def utcnow() -> datetime:
     """Naive UTC: stored the same way by SQLite and PostgreSQL."""
@@ -34,20 +32,6 @@ class Sender(Base):
     opted_in_at: Mapped[datetime | None] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
-
-    def state(self) -> State:
-        return State(locale=self.locale, locale_explicit=bool(self.locale_explicit),
-                     menu=tuple(self.menu.split()) if self.menu else (), more=self.more or "",
-                     opted_out=bool(self.opted_out))
-
-    def remember(self, state: State) -> None:
-        now = utcnow()
-        if state.opted_out and not self.opted_out:
-            self.opted_out_at = now
-        if self.opted_out and not state.opted_out:
-            self.opted_in_at = now
-        self.locale, self.locale_explicit = state.locale, state.locale_explicit
-        self.menu, self.more, self.opted_out = " ".join(state.menu), state.more, state.opted_out
 
 
 class InboundMessage(Base):

@@ -75,13 +75,3 @@ def tokens(text: str) -> list[str]:
     while out and out[-1] == BREAK:
         out.pop()
     return out
-
-
-def word(text: str) -> str:
-    """One keyword word in matching form (for phrases written by coordinators)."""
-    toks = tokens(text)
-    return "".join(toks)
-
-
-def has_cjk(text: str) -> bool:
-    return bool(_CJK.search(text))

@@ -30,7 +30,8 @@ from urllib.parse import urlencode
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "benchmarktoken000000000000000000"
 PUBLIC = "https://bench.example.org"
-THREADS = os.environ.get("BENCH_THREADS", "4")  # the Procfile's web: line uses 4
+THREADS = os.environ.get("BENCH_THREADS", "4")  # the Procfile's web: line: 2 workers, 4 threads
+WORKERS = os.environ.get("BENCH_WORKERS", "2")
 PG_URL = os.environ.get("BENCH_DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/caregiver_bench"
 # Caregiver texts; SYMPTOMS escalate (a durable write of the escalation and its alerts before answering).
 TEXTS = ["MAB", "what is a cancer vaccine", "ok thanks", "MENU", "3", "temp 37.2", "neutropenia", "HELP",
@@ -139,7 +140,7 @@ def serve(url: str, port: int, log: Path) -> subprocess.Popen:
     env = {**os.environ, "DATABASE_URL": url, "TWILIO_AUTH_TOKEN": TOKEN, "PUBLIC_BASE_URL": PUBLIC,
            "CARE_TEAM_PHONE": "+1 617-555-0142", "ALERT_NUMBERS": "+16175550001",
            "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "INFO")}
-    cmd = [sys.executable, "-m", "gunicorn", "--workers", "2", "--threads", THREADS, "--bind", f"127.0.0.1:{port}",
+    cmd = [sys.executable, "-m", "gunicorn", "--workers", WORKERS, "--threads", THREADS, "--bind", f"127.0.0.1:{port}",
            "--pythonpath", str(ROOT / "bench"), "--chdir", str(ROOT), "bare_app:app"]
     proc = subprocess.Popen(cmd, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
     for _ in range(100):
@@ -182,7 +183,7 @@ def main() -> int:
             ratio = sms["rps"] / bare["rps"]
             met = ratio >= 0.5 and sms80["p99"] < 50 and not (sms["errors"] or sms80["errors"])
             ok &= met
-            print(f"\n{database}: gunicorn 2 workers x {THREADS} threads, {a.clients} client processes, "
+            print(f"\n{database}: gunicorn {WORKERS} workers x {THREADS} threads, {a.clients} client processes, "
                   f"{a.seconds:.0f} s a phase, {a.symptom_share:.0%} of texts escalate")
             print(f"  {'endpoint':24} {'peak req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
             for name, r in (("/bare (same TwiML)", bare), ("/sms (signed, db)", sms)):

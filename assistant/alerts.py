@@ -12,6 +12,7 @@ import logging
 import time
 import uuid
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import click
@@ -37,7 +38,7 @@ def alert_numbers(config: dict[str, Any]) -> list[str]:
     return [n.strip() for n in str(config.get("ALERT_NUMBERS") or "").split(",") if n.strip()]
 
 
-def alert_body(escalation: Escalation) -> str:
+def alert_body(escalation: Escalation | SimpleNamespace) -> str:
     """What on-call staff read: level, topic, language, time, and how to reach the caregiver. Never the
     caregiver's words: an SMS to a staff phone is not a place for them."""
     what = escalation.topic or (escalation.rules.split(",")[0] if escalation.rules else "symptom")
@@ -46,7 +47,7 @@ def alert_body(escalation: Escalation) -> str:
             f"{escalation.created_at:%Y-%m-%d %H:%M} UTC. Call the caregiver at {escalation.phone}.")
 
 
-def alert_rows(escalation: Escalation, numbers: list[str]) -> list[dict[str, Any]]:
+def alert_rows(escalation: Escalation | SimpleNamespace, numbers: list[str]) -> list[dict[str, Any]]:
     """One outbox row per on-call number, written in the escalation's own transaction."""
     body, now = alert_body(escalation), utcnow()
     return [{"escalation_id": escalation.id, "to_number": n, "body": body, "status": "pending", "attempts": 0,

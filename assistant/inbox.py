@@ -24,6 +24,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 from flask import Flask
@@ -31,10 +32,9 @@ from sqlalchemy import bindparam, func, literal_column, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from .alerts import alert_numbers, alert_rows
-from .conversation import LAST_RESORT, Assistant, Reply, State
+from .conversation import LAST_RESORT, Assistant, State
 from .logs import mask_phone
 from .models import Alert, Escalation, InboundMessage, Sender, utcnow
 from .segments import measure
@@ -103,21 +103,20 @@ READ = (
 
 def _handle(app: Flask, message_sid: str, phone: str, text: str, media: int) -> Outcome:
     assistant: Assistant = app.extensions["assistant"]
-    engine: Engine = app.extensions["engine"]
     recorder: Recorder = app.extensions["recorder"]
     remembered = recorder.answered(message_sid)
     if remembered is not None:
         return _replay(remembered, message_sid, phone)
-    state, db_ok = State(), True
+    # A state still waiting to be written is newer than the stored one. Looked up before the read: once
+    # it is gone from memory, it is committed, so the read sees it.
+    pending = recorder.state(phone)
+    state, db_ok = pending or State(), True
     try:
         row = recorder.read(phone, message_sid)
         if row.seen_sid is not None:
             return _replay(Outcome(row.seen_reply, row.seen_level, row.seen_topic, row.seen_locale, True),
                            message_sid, phone)
-        pending = recorder.state(phone)
-        if pending is not None:
-            state = pending
-        elif row.locale is not None or row.opted_out is not None:
+        if pending is None and (row.locale is not None or row.opted_out is not None):
             state = State(locale=row.locale, locale_explicit=bool(row.locale_explicit),
                           menu=tuple(row.menu.split()) if row.menu else (), more=row.more or "",
                           opted_out=bool(row.opted_out))
@@ -139,19 +138,22 @@ def _handle(app: Flask, message_sid: str, phone: str, text: str, media: int) -> 
                       extra={"event": "escalation.unrecorded", "phone": mask_phone(phone), "sid": message_sid,
                              "triage": reply.level})
             return outcome
+        escalation = {"level": reply.level, "locale": reply.locale, "topic": reply.topic,
+                      "rules": ",".join(reply.finding.rules)[:255], "phone": phone, "text": text,
+                      "message_sid": message_sid, "created_at": utcnow()}
         try:
-            with engine.begin() as conn:
-                conn.execute(INBOUND.insert(), message)
-                _escalate(app, conn, message_sid, phone, text, reply)
+            escalation_id = recorder.escalate(message, escalation, alert_numbers(app.config))
+            log.warning("escalation", extra={"event": "escalation", "escalation_id": escalation_id,
+                                             "triage": reply.level, "topic": reply.topic, "phone": mask_phone(phone)})
             message = None  # stored already
-        except IntegrityError:
+        except Duplicate:
             # The same MessageSid arrived twice at once: the other request stored it; answer as it did.
             row = recorder.read(phone, message_sid)
             if row.seen_sid is not None:
                 return _replay(Outcome(row.seen_reply, row.seen_level, row.seen_topic, row.seen_locale, True),
                                message_sid, phone)
             raise
-        except SQLAlchemyError:
+        except Exception:
             log.exception("ESCALATION NOT RECORDED", extra={"event": "escalation.unrecorded",
                                                             "phone": mask_phone(phone), "sid": message_sid})
             return outcome
@@ -168,19 +170,6 @@ def _sender_row(phone: str, before: State, after: State) -> dict[str, Any]:
             "opted_in_at": now if before.opted_out and not after.opted_out else None}
 
 
-def _escalate(app: Flask, conn, message_sid: str, phone: str, text: str, reply: Reply) -> None:
-    escalation = Escalation(level=reply.level, locale=reply.locale, topic=reply.topic,
-                            rules=",".join(reply.finding.rules)[:255], phone=phone, text=text,
-                            message_sid=message_sid, created_at=utcnow())
-    values = {c.key: getattr(escalation, c.key) for c in ESCALATIONS.columns if c.key != "id"}
-    escalation.id = conn.execute(ESCALATIONS.insert().values(**values).returning(ESCALATIONS.c.id)).scalar_one()
-    numbers = alert_numbers(app.config)
-    if numbers:
-        conn.execute(ALERTS.insert(), alert_rows(escalation, numbers))
-    log.warning("escalation", extra={"event": "escalation", "escalation_id": escalation.id, "triage": reply.level,
-                                     "topic": reply.topic, "phone": mask_phone(phone)})
-
-
 def _replay(outcome: Outcome, message_sid: str, phone: str) -> Outcome:
     log.info("retry answered from memory", extra={"event": "inbound.retry", "sid": message_sid,
                                                   "phone": mask_phone(phone)})
@@ -190,6 +179,22 @@ def _replay(outcome: Outcome, message_sid: str, phone: str) -> Outcome:
 MESSAGE_COLUMNS = ("message_sid", "phone", "num_media", "level", "topic", "locale", "reply", "received_at")
 SENDER_COLUMNS = ("phone", "locale", "locale_explicit", "menu", "more", "opted_out", "updated_at", "created_at",
                   "opted_out_at", "opted_in_at")
+
+
+ESCALATION_COLUMNS = ("level", "locale", "topic", "rules", "phone", "text", "message_sid", "created_at")
+ALERT_COLUMNS = ("escalation_id", "to_number", "body", "status", "attempts", "next_attempt_at", "created_at")
+
+
+class Duplicate(Exception):
+    """The message id is stored already: another request answered it."""
+
+
+def _escalation_statements(dialect) -> tuple[RawStatement, RawStatement, RawStatement]:
+    """The message, its escalation (returning its id) and the alerts, written before the answer leaves."""
+    return (RawStatement(INBOUND.insert().values({c: bindparam(c) for c in MESSAGE_COLUMNS}), dialect),
+            RawStatement(ESCALATIONS.insert().values({c: bindparam(c) for c in ESCALATION_COLUMNS})
+                         .returning(ESCALATIONS.c.id), dialect),
+            RawStatement(ALERTS.insert().values({c: bindparam(c) for c in ALERT_COLUMNS}), dialect))
 
 
 def _statements(dialect) -> tuple[RawStatement, RawStatement, RawStatement]:
@@ -211,6 +216,7 @@ class Recorder:
     def __init__(self, engine: Engine, read_engine: Engine) -> None:
         self.engine, self.read_engine = engine, read_engine
         self._read, self._insert_message, self._upsert_sender = _statements(engine.dialect)
+        self._escalation = _escalation_statements(engine.dialect)
         self._queue: queue.Queue = queue.Queue()
         self._answered: dict[str, Outcome] = {}  # written soon; a retry meanwhile is answered from here
         self._states: dict[str, State] = {}  # the same for a sender's state: read your own writes
@@ -239,6 +245,31 @@ class Recorder:
         finally:
             conn.close()  # back to the pool
         return _Row(*row)
+
+    def escalate(self, message: dict[str, Any], escalation: dict[str, Any], numbers: list[str]) -> int:
+        """Store the message, its escalation and one alert per on-call number in one durable
+        transaction, now. Returns the escalation's id; raises :class:`Duplicate` for a known message id."""
+        insert_message, insert_escalation, insert_alert = self._escalation
+        conn = self.engine.raw_connection()
+        try:
+            cur = conn.cursor()
+            try:
+                cur.execute(insert_message.sql, insert_message.params(message))
+            except self.engine.dialect.loaded_dbapi.IntegrityError as exc:
+                raise Duplicate(message["message_sid"]) from exc
+            cur.execute(insert_escalation.sql, insert_escalation.params(escalation))
+            escalation_id = cur.fetchone()[0]
+            if numbers:
+                rows = alert_rows(SimpleNamespace(id=escalation_id, **escalation), numbers)
+                cur.executemany(insert_alert.sql, [insert_alert.params(r) for r in rows])
+            cur.close()
+            conn.commit()
+            return escalation_id
+        except BaseException:
+            conn.rollback()
+            raise
+        finally:
+            conn.close()
 
     def answered(self, message_sid: str) -> Outcome | None:
         with self._lock:

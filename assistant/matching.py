@@ -44,6 +44,7 @@ class Hit:
     end: int
     target: Target
     similarity: float  # 1.0 when every token matched exactly
+    skipped: tuple[int, ...] = ()  # positions a "..." let stand between the phrase's words
 
     @property
     def length(self) -> int:
@@ -195,10 +196,11 @@ class PhraseIndex:
         n = len(toks)
         for start in range(n):
             if alts[start]:
-                self._walk(self.root, toks, alts, start, start, 1.0, hits)
+                self._walk(self.root, toks, alts, start, start, 1.0, (), hits)
         return hits
 
-    def _walk(self, node: dict, toks, alts, start: int, pos: int, sim: float, hits: list[Hit]) -> None:
+    def _walk(self, node: dict, toks, alts, start: int, pos: int, sim: float, skipped: tuple[int, ...],
+              hits: list[Hit]) -> None:
         if pos >= len(toks):
             return
         for key, s in alts[pos]:
@@ -209,22 +211,19 @@ class PhraseIndex:
             ends = child.get(_END)
             if ends:
                 for target in ends:
-                    hits.append(Hit(start, pos + 1, target, sim2))
+                    hits.append(Hit(start, pos + 1, target, sim2, skipped))
             if len(child) > (1 if ends else 0):
-                self._walk(child, toks, alts, start, pos + 1, sim2, hits)
+                self._walk(child, toks, alts, start, pos + 1, sim2, skipped, hits)
         gap = node.get(GAP)
         if gap is not None:
+            # "..." lets up to MAX_GAP words stand between, never across a sentence end; the skipped
+            # positions are kept (a "not" there denies the phrase: "chest does not hurt").
+            self._walk(gap, toks, alts, start, pos, sim, skipped, hits)
             for skip in range(1, MAX_GAP + 1):
                 at = pos + skip
                 if at >= len(toks) or toks[at - 1] == BREAK:
                     break
-                self._walk_exact(gap, toks, alts, start, at, sim, hits)
-            self._walk_exact(gap, toks, alts, start, pos, sim, hits)
-
-    def _walk_exact(self, node: dict, toks, alts, start: int, pos: int, sim: float, hits: list[Hit]) -> None:
-        # After a gap, the next key must match at ``pos`` (no second gap right away).
-        if pos < len(toks) and toks[pos] != BREAK:
-            self._walk(node, toks, alts, start, pos, sim, hits)
+                self._walk(gap, toks, alts, start, at, sim, (*skipped, *range(pos, at)), hits)
 
 
 def _deletions(word: str) -> list[str]:

@@ -86,6 +86,8 @@ def negated_hits(hits: Sequence[Hit], toks: Sequence[str]) -> set[Hit]:
     for cue in after:
         out.update(h for h in symptoms if cue.start - 1 <= h.end <= cue.start and clear(h.end, cue.start)
                    and same_language(cue, h))
+    for cue in before:  # inside a phrase's "...": "chest does not hurt", "가슴이 안 아파요"
+        out.update(h for h in symptoms if h.skipped and cue.start in h.skipped and same_language(cue, h))
     return out
 
 

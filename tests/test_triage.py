@@ -196,3 +196,9 @@ def test_negation_reach(assistant, text, level, topic):
 def test_a_typo_in_another_language_than_the_text_is_ignored(assistant):
     # "syang" (Tagalog) is one letter from a Portuguese bleeding word; the text is Tagalog.
     assert level_of(assistant, "wala naman syang lagnat, pagod lang") == "info"
+
+
+@pytest.mark.parametrize(("text", "level"), [("his chest does not hurt", "none"), ("her throat is not closing", "none"),
+                                             ("his chest really hurts", "emergency"), ("가슴이 안 아파요", "none")])
+def test_a_negation_inside_a_phrase_gap_denies_it(assistant, text, level):
+    assert level_of(assistant, text) in ((level,) if level != "none" else ("none", "info"))

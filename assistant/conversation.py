@@ -85,9 +85,7 @@ class Assistant:
             catalog = self.store.current
             if lang:
                 state = replace(state, locale=self._known_locale(catalog, lang), locale_explicit=True)
-            body = (text or "")[:MAX_TEXT_CHARS]
-            toks = tokens(body)
-            hits = drop_foreign_typos(catalog.index.find(toks))
+            body, toks, hits = self._read(catalog, text)
             finding = assess(catalog, toks, hits, self.settings.fever_threshold_c)
             return self._answer(catalog, body, toks, hits, finding, state, media)
         except Exception:
@@ -103,9 +101,7 @@ class Assistant:
         and tools)."""
         state = state or State()
         catalog = self.store.current
-        body = text[:MAX_TEXT_CHARS]
-        toks = tokens(body)
-        hits = drop_foreign_typos(catalog.index.find(toks))
+        body, toks, hits = self._read(catalog, text)
         finding = assess(catalog, toks, hits, self.settings.fever_threshold_c)
         choice = choose(body, hits, catalog.languages, state.locale, self.settings.default_locale,
                         accented=catalog.accented)
@@ -115,6 +111,13 @@ class Assistant:
         return finding, topics[0][0] if topics else finding.topic, choice.locale
 
     # -- steps -------------------------------------------------------------------------------
+    @staticmethod
+    def _read(catalog: Catalog, text: str | None) -> tuple[str, list[str], list[Hit]]:
+        """The text's tokens and every phrase of the catalog found in them."""
+        body = (text or "")[:MAX_TEXT_CHARS]
+        toks = tokens(body)
+        return body, toks, drop_foreign_typos(catalog.index.find(toks))
+
     def _answer(self, catalog: Catalog, body: str, toks: list[str], hits: list[Hit], finding: Finding,
                 state: State, media: int) -> Reply:
         words = [t for t in toks if t != BREAK]

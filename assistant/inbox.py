@@ -24,6 +24,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from types import SimpleNamespace
 from typing import Any
 
@@ -37,7 +38,7 @@ from .alerts import alert_numbers, alert_rows
 from .conversation import LAST_RESORT, Assistant, State
 from .logs import mask_phone
 from .models import Alert, Escalation, InboundMessage, Sender, utcnow
-from .segments import measure
+from .segments import SmsSize, measure
 
 log = logging.getLogger(__name__)
 SENDERS, INBOUND, ESCALATIONS, ALERTS = (Sender.__table__, InboundMessage.__table__, Escalation.__table__,
@@ -53,13 +54,17 @@ class Outcome:
     locale: str
     duplicate: bool = False  # a retry of a message already answered
 
+    @cached_property
+    def size(self) -> SmsSize:
+        return measure(self.text or "")
+
     @property
     def segments(self) -> int:
-        return measure(self.text).segments if self.text else 0
+        return self.size.segments if self.text else 0
 
     @property
     def encoding(self) -> str:
-        return measure(self.text or "").encoding
+        return self.size.encoding
 
 
 def handle(app: Flask, message_sid: str, phone: str, text: str, media: int = 0) -> Outcome:
@@ -84,9 +89,15 @@ class RawStatement:
         self.sqlite = dialect.name == "sqlite"
 
     def params(self, values: dict[str, Any]):
-        if self.sqlite:  # stored the way SQLAlchemy's SQLite DateTime type stores them
-            values = {k: (f"{v:%Y-%m-%d %H:%M:%S.%f}" if isinstance(v, datetime) else v) for k, v in values.items()}
-        return tuple(values[k] for k in self.order) if self.order is not None else values
+        if self.order is None:
+            return values
+        if self.sqlite:  # datetimes stored the way SQLAlchemy's SQLite DateTime type stores them
+            return tuple(_sqlite(values[k]) for k in self.order)
+        return tuple(values[k] for k in self.order)
+
+
+def _sqlite(value: Any) -> Any:
+    return f"{value:%Y-%m-%d %H:%M:%S.%f}" if isinstance(value, datetime) else value
 
 
 # One round trip: the sender's state and, if this message id was already answered, that answer.
@@ -217,6 +228,7 @@ class Recorder:
         self.engine, self.read_engine = engine, read_engine
         self._read, self._insert_message, self._upsert_sender = _statements(engine.dialect)
         self._escalation = _escalation_statements(engine.dialect)
+        self._local = threading.local()
         self._queue: queue.Queue = queue.Queue()
         self._answered: dict[str, Outcome] = {}  # written soon; a retry meanwhile is answered from here
         self._states: dict[str, State] = {}  # the same for a sender's state: read your own writes
@@ -235,15 +247,22 @@ class Recorder:
         self._queue.put((message, sender, state))
 
     def read(self, phone: str, message_sid: str):
-        """The sender's stored state and any stored answer to ``message_sid``, in one round trip."""
-        conn = self.read_engine.raw_connection()
+        """The sender's stored state and any stored answer to ``message_sid``, in one round trip, on a
+        connection each request thread keeps (autocommit; a checkout per text would cost more than the
+        query)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None or self._local.pid != os.getpid():
+            conn = self._local.conn = self.read_engine.raw_connection()
+            self._local.pid = os.getpid()
         try:
             cur = conn.cursor()
             cur.execute(self._read.sql, self._read.params({"phone": phone, "sid": message_sid}))
             row = cur.fetchone()
             cur.close()
-        finally:
-            conn.close()  # back to the pool
+        except Exception:
+            self._local.conn = None  # a broken connection is dropped; the next text opens another
+            conn.invalidate()
+            raise
         return _Row(*row)
 
     def escalate(self, message: dict[str, Any], escalation: dict[str, Any], numbers: list[str]) -> int:

@@ -31,7 +31,9 @@ def test_escalation_templates_in_every_language(shipped_catalog, locale, key, fi
     if locale != "en":
         assert template != shipped_catalog.texts["en"][f"text:{key}"].string, "not translated"
     text = template.format(care_team=CARE_TEAM, emergency="911")
-    assert CARE_TEAM in text and "911" in (text if key.endswith("emergency") else "911")
+    assert CARE_TEAM in text
+    if key.endswith("emergency"):
+        assert "911" in text
     assert text.find(first) < 45, f"{locale}: the action and number must come first: {text}"
     assert measure(text).segments <= 2
 

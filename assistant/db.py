@@ -35,14 +35,16 @@ def make_engine(url: str, *, autocommit: bool = False) -> Engine:
         def _sqlite_pragmas(dbapi_conn, _record):  # WAL lets readers and one writer work together
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA synchronous=NORMAL")  # commits survive a crash of the app; see Recorder
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 
         return engine
     # No pre-ping (it doubles the round trips of every request); connections are recycled instead, and a
-    # dropped connection only fails that request, which still answers the caregiver (see inbox.py).
-    return create_engine(url, pool_size=10, max_overflow=20, pool_recycle=300, **options)
+    # dropped connection only fails that request, which still answers the caregiver (see inbox.py). A
+    # server that does not answer fails a connection within seconds, not after Twilio has given up.
+    return create_engine(url, pool_size=10, max_overflow=20, pool_recycle=300,
+                         connect_args={"connect_timeout": 3}, **options)
 
 
 def alembic_config(url: str) -> Config:

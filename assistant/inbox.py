@@ -1,14 +1,14 @@
 """One inbound message, any channel: remembered once, answered, escalated. Never fails to answer.
 
 A retry of a known message id gets the stored reply. Otherwise one query reads the sender's state,
-the conversation core answers, and:
+the conversation core answers, and everything to store is handed to the :class:`Recorder`, one writer
+thread per process that commits many texts in one transaction (group commit):
 
-- an escalation is written before the answer leaves, in one transaction with its message record and
-  its alerts, and committed durably;
-- the message record and the sender's new state are handed to a :class:`Recorder`, which writes them
-  on a background thread in batches (group commit), right away when traffic is light. This keeps a
-  burst of texts from queueing behind one disk flush each, at the price of a few milliseconds between
-  answer and record, during which a retry is still recognised from memory.
+- an escalation is urgent: its request waits until the transaction holding its message record, the
+  escalation and its alerts has committed, so the answer leaves only once the care team's record
+  exists. Texts waiting at that moment are committed with it;
+- any other record waits a few milliseconds for company, so that a burst of texts costs a handful of
+  commits rather than one each. Until it is written a retry is still recognised from memory.
 
 If the database fails at any step the caregiver still gets the core's answer, which for a symptom is
 the escalation with the care-team number.
@@ -22,14 +22,16 @@ import os
 import queue
 import threading
 import time
+from contextlib import nullcontext, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
+from operator import itemgetter
 from types import SimpleNamespace
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import bindparam, func, literal_column, select
+from sqlalchemy import DateTime, bindparam, func, literal_column, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
@@ -43,7 +45,9 @@ from .segments import SmsSize, measure
 log = logging.getLogger(__name__)
 SENDERS, INBOUND, ESCALATIONS, ALERTS = (Sender.__table__, InboundMessage.__table__, Escalation.__table__,
                                          Alert.__table__)
-BATCH = 500  # most rows one group commit writes
+BATCH = 500  # most texts one transaction writes
+LINGER = 0.02  # seconds a record that nobody waits for may wait for others to share its commit
+ESCALATION_WAIT = 5.0  # seconds a request waits for its escalation's commit (Twilio gives up at 15)
 
 
 @dataclass(frozen=True)
@@ -79,25 +83,30 @@ def handle(app: Flask, message_sid: str, phone: str, text: str, media: int = 0) 
 
 
 class RawStatement:
-    """A statement compiled once by SQLAlchemy for the engine's dialect and run on the pooled DBAPI
-    connection: on the per-text path this costs a tenth of SQLAlchemy's own execution machinery."""
+    """A statement compiled once by SQLAlchemy for the engine's dialect and run on a DBAPI connection:
+    on the per-text path this costs a tenth of SQLAlchemy's own execution machinery."""
 
     def __init__(self, statement, dialect) -> None:
         compiled = statement.compile(dialect=dialect)
         self.sql = str(compiled)
         self.order = compiled.positiontup if compiled.positional else None
-        self.sqlite = dialect.name == "sqlite"
+        if self.order is not None:
+            self._values = itemgetter(*self.order) if len(self.order) > 1 else lambda v: (v[self.order[0]],)
+        # SQLite keeps datetimes as text, written the way SQLAlchemy's SQLite DateTime type writes them.
+        self._dates = [i for i, k in enumerate(self.order or ()) if dialect.name == "sqlite"
+                       and isinstance(compiled.binds[k].type, DateTime)]
 
     def params(self, values: dict[str, Any]):
         if self.order is None:
             return values
-        if self.sqlite:  # datetimes stored the way SQLAlchemy's SQLite DateTime type stores them
-            return tuple(_sqlite(values[k]) for k in self.order)
-        return tuple(values[k] for k in self.order)
-
-
-def _sqlite(value: Any) -> Any:
-    return f"{value:%Y-%m-%d %H:%M:%S.%f}" if isinstance(value, datetime) else value
+        row = self._values(values)
+        if not self._dates:
+            return row
+        row = list(row)
+        for i in self._dates:
+            if row[i] is not None:
+                row[i] = f"{row[i]:%Y-%m-%d %H:%M:%S.%f}"
+        return row
 
 
 # One round trip: the sender's state and, if this message id was already answered, that answer.
@@ -121,18 +130,17 @@ def _handle(app: Flask, message_sid: str, phone: str, text: str, media: int) -> 
     # A state still waiting to be written is newer than the stored one. Looked up before the read: once
     # it is gone from memory, it is committed, so the read sees it.
     pending = recorder.state(phone)
-    state, db_ok = pending or State(), True
+    state, known = pending or State(), True
     try:
         row = recorder.read(phone, message_sid)
         if row.seen_sid is not None:
-            return _replay(Outcome(row.seen_reply, row.seen_level, row.seen_topic, row.seen_locale, True),
-                           message_sid, phone)
+            return _replay(row.outcome, message_sid, phone)
         if pending is None and (row.locale is not None or row.opted_out is not None):
             state = State(locale=row.locale, locale_explicit=bool(row.locale_explicit),
                           menu=tuple(row.menu.split()) if row.menu else (), more=row.more or "",
                           opted_out=bool(row.opted_out))
     except Exception:  # SQLAlchemy's errors, or the driver's own from a raw pooled connection
-        db_ok = False
+        known = pending is not None
         log.exception("database unavailable; answering without memory",
                       extra={"event": "db.error", "phone": mask_phone(phone)})
 
@@ -141,40 +149,38 @@ def _handle(app: Flask, message_sid: str, phone: str, text: str, media: int) -> 
     log.info("inbound", extra={"event": "inbound", "phone": mask_phone(phone), "sid": message_sid,
                                "triage": reply.level, "topic": reply.topic, "locale": reply.locale,
                                "segments": outcome.segments, "failsafe": reply.failed})
+    now = utcnow()
     message = {"message_sid": message_sid, "phone": phone, "num_media": media, "level": reply.level,
-               "topic": reply.topic, "locale": reply.locale, "reply": reply.text, "received_at": utcnow()}
-    if reply.finding.escalates:
-        if not db_ok:
-            log.error("ESCALATION NOT RECORDED: database unavailable",
+               "topic": reply.topic, "locale": reply.locale, "reply": reply.text, "received_at": now}
+    # Without the stored state the new one is a guess: writing it would overwrite a chosen language.
+    sender = _sender_row(phone, state, reply.state, now) if known else None
+    if not reply.finding.escalates:
+        recorder.record(message, sender, outcome, reply.state)
+        return outcome
+    escalation = {"level": reply.level, "locale": reply.locale, "topic": reply.topic,
+                  "rules": ",".join(reply.finding.rules)[:255], "phone": phone, "text": text,
+                  "message_sid": message_sid, "created_at": now}
+    try:
+        escalation_id = recorder.escalate(message, sender, outcome, reply.state, escalation,
+                                          alert_numbers(app.config))
+        log.warning("escalation", extra={"event": "escalation", "escalation_id": escalation_id,
+                                         "triage": reply.level, "topic": reply.topic, "phone": mask_phone(phone)})
+    except Duplicate:
+        # The same MessageSid arrived twice at once and the other request stored it: answer as it did
+        # (or, if that cannot be read, with this answer to the same text).
+        try:
+            row = recorder.read(phone, message_sid)
+        except Exception:
+            row = None
+        return _replay(row.outcome if row is not None and row.seen_sid is not None else outcome, message_sid, phone)
+    except Exception:
+        log.exception("ESCALATION NOT CONFIRMED: it may not be recorded; the caregiver was told to call",
                       extra={"event": "escalation.unrecorded", "phone": mask_phone(phone), "sid": message_sid,
                              "triage": reply.level})
-            return outcome
-        escalation = {"level": reply.level, "locale": reply.locale, "topic": reply.topic,
-                      "rules": ",".join(reply.finding.rules)[:255], "phone": phone, "text": text,
-                      "message_sid": message_sid, "created_at": utcnow()}
-        try:
-            escalation_id = recorder.escalate(message, escalation, alert_numbers(app.config))
-            log.warning("escalation", extra={"event": "escalation", "escalation_id": escalation_id,
-                                             "triage": reply.level, "topic": reply.topic, "phone": mask_phone(phone)})
-            message = None  # stored already
-        except Duplicate:
-            # The same MessageSid arrived twice at once: the other request stored it; answer as it did.
-            row = recorder.read(phone, message_sid)
-            if row.seen_sid is not None:
-                return _replay(Outcome(row.seen_reply, row.seen_level, row.seen_topic, row.seen_locale, True),
-                               message_sid, phone)
-            raise
-        except Exception:
-            log.exception("ESCALATION NOT RECORDED", extra={"event": "escalation.unrecorded",
-                                                            "phone": mask_phone(phone), "sid": message_sid})
-            return outcome
-    if db_ok:
-        recorder.record(message, _sender_row(phone, state, reply.state), outcome, reply.state)
     return outcome
 
 
-def _sender_row(phone: str, before: State, after: State) -> dict[str, Any]:
-    now = utcnow()
+def _sender_row(phone: str, before: State, after: State, now: datetime) -> dict[str, Any]:
     return {"phone": phone, "locale": after.locale, "locale_explicit": after.locale_explicit,
             "menu": " ".join(after.menu), "more": after.more, "opted_out": after.opted_out, "updated_at": now,
             "created_at": now, "opted_out_at": now if after.opted_out and not before.opted_out else None,
@@ -187,49 +193,39 @@ def _replay(outcome: Outcome, message_sid: str, phone: str) -> Outcome:
     return Outcome(outcome.text, outcome.level, outcome.topic, outcome.locale, duplicate=True)
 
 
-MESSAGE_COLUMNS = ("message_sid", "phone", "num_media", "level", "topic", "locale", "reply", "received_at")
-SENDER_COLUMNS = ("phone", "locale", "locale_explicit", "menu", "more", "opted_out", "updated_at", "created_at",
-                  "opted_out_at", "opted_in_at")
-
-
-ESCALATION_COLUMNS = ("level", "locale", "topic", "rules", "phone", "text", "message_sid", "created_at")
-ALERT_COLUMNS = ("escalation_id", "to_number", "body", "status", "attempts", "next_attempt_at", "created_at")
-
-
 class Duplicate(Exception):
     """The message id is stored already: another request answered it."""
 
 
-def _escalation_statements(dialect) -> tuple[RawStatement, RawStatement, RawStatement]:
-    """The message, its escalation (returning its id) and the alerts, written before the answer leaves."""
-    return (RawStatement(INBOUND.insert().values({c: bindparam(c) for c in MESSAGE_COLUMNS}), dialect),
-            RawStatement(ESCALATIONS.insert().values({c: bindparam(c) for c in ESCALATION_COLUMNS})
-                         .returning(ESCALATIONS.c.id), dialect),
-            RawStatement(ALERTS.insert().values({c: bindparam(c) for c in ALERT_COLUMNS}), dialect))
+@dataclass(eq=False)
+class _Item:
+    """What one text leaves to write. ``done`` is set once it is committed (or has failed), for a
+    request that waits: an escalation, or :meth:`Recorder.flush`."""
 
+    message: dict[str, Any] | None
+    sender: dict[str, Any] | None
+    state: State | None = None
+    escalation: dict[str, Any] | None = None
+    numbers: tuple[str, ...] = ()
+    done: threading.Event | None = None
+    escalation_id: int | None = None
+    error: BaseException | None = None
 
-def _statements(dialect) -> tuple[RawStatement, RawStatement, RawStatement]:
-    """The read and the two writes of every text, as INSERT ... ON CONFLICT for the dialect."""
-    insert = sqlite_insert if dialect.name == "sqlite" else pg_insert
-    message = (insert(INBOUND).values({c: bindparam(c) for c in MESSAGE_COLUMNS})
-               .on_conflict_do_nothing(index_elements=[INBOUND.c.message_sid]))
-    sender = insert(SENDERS).values({c: bindparam(c) for c in SENDER_COLUMNS})
-    updates: dict[str, Any] = {c: sender.excluded[c] for c in SENDER_COLUMNS if c not in ("phone", "created_at")}
-    for c in ("opted_out_at", "opted_in_at"):  # only when given: the stored times stay otherwise
-        updates[c] = func.coalesce(sender.excluded[c], SENDERS.c[c])
-    upsert = sender.on_conflict_do_update(index_elements=[SENDERS.c.phone], set_=updates)
-    return (RawStatement(READ, dialect), RawStatement(message, dialect), RawStatement(upsert, dialect))
+    @property
+    def urgent(self) -> bool:
+        return self.done is not None
 
 
 class Recorder:
-    """Writes message records and sender state on a background thread, many per transaction."""
+    """The one writer of inbound records, sender state, escalations and alerts in this process."""
 
     def __init__(self, engine: Engine, read_engine: Engine) -> None:
         self.engine, self.read_engine = engine, read_engine
-        self._read, self._insert_message, self._upsert_sender = _statements(engine.dialect)
-        self._escalation = _escalation_statements(engine.dialect)
+        self._read, self._statements = RawStatement(READ, engine.dialect), _statements(engine.dialect)
+        self._conn = None  # the writer thread's own connection: its statements stay prepared
+        self._sqlite_full = False  # PRAGMA synchronous=FULL on it
         self._local = threading.local()
-        self._queue: queue.Queue = queue.Queue()
+        self._queue: queue.Queue[_Item] = queue.Queue()
         self._answered: dict[str, Outcome] = {}  # written soon; a retry meanwhile is answered from here
         self._states: dict[str, State] = {}  # the same for a sender's state: read your own writes
         self._lock = threading.Lock()
@@ -237,16 +233,8 @@ class Recorder:
         self._pid = 0
         atexit.register(self.flush)
 
-    def record(self, message: dict[str, Any] | None, sender: dict[str, Any], outcome: Outcome,
-               state: State) -> None:
-        with self._lock:
-            if message is not None:
-                self._answered[message["message_sid"]] = outcome
-            self._states[sender["phone"]] = state
-        self._ensure_thread()
-        self._queue.put((message, sender, state))
-
-    def read(self, phone: str, message_sid: str):
+    # -- what requests call ---------------------------------------------------------------------
+    def read(self, phone: str, message_sid: str) -> _Row:
         """The sender's stored state and any stored answer to ``message_sid``, in one round trip, on a
         connection each request thread keeps (autocommit; a checkout per text would cost more than the
         query)."""
@@ -265,30 +253,24 @@ class Recorder:
             raise
         return _Row(*row)
 
-    def escalate(self, message: dict[str, Any], escalation: dict[str, Any], numbers: list[str]) -> int:
-        """Store the message, its escalation and one alert per on-call number in one durable
-        transaction, now. Returns the escalation's id; raises :class:`Duplicate` for a known message id."""
-        insert_message, insert_escalation, insert_alert = self._escalation
-        conn = self.engine.raw_connection()
-        try:
-            cur = conn.cursor()
-            try:
-                cur.execute(insert_message.sql, insert_message.params(message))
-            except self.engine.dialect.loaded_dbapi.IntegrityError as exc:
-                raise Duplicate(message["message_sid"]) from exc
-            cur.execute(insert_escalation.sql, insert_escalation.params(escalation))
-            escalation_id = cur.fetchone()[0]
-            if numbers:
-                rows = alert_rows(SimpleNamespace(id=escalation_id, **escalation), numbers)
-                cur.executemany(insert_alert.sql, [insert_alert.params(r) for r in rows])
-            cur.close()
-            conn.commit()
-            return escalation_id
-        except BaseException:
-            conn.rollback()
-            raise
-        finally:
-            conn.close()
+    def record(self, message: dict[str, Any], sender: dict[str, Any] | None, outcome: Outcome,
+               state: State) -> None:
+        """Store ``message`` (and the sender's new state) soon; returns at once."""
+        self._put(_Item(message, sender, state), outcome)
+
+    def escalate(self, message: dict[str, Any], sender: dict[str, Any] | None, outcome: Outcome, state: State,
+                 escalation: dict[str, Any], numbers: list[str]) -> int:
+        """Store the message, its escalation and one alert per on-call number in one transaction, and
+        return once it is committed, with the escalation's id. Raises :class:`Duplicate` for a message id
+        stored already, and the database's error (or ``TimeoutError``) when it could not be written."""
+        item = _Item(message, sender, state, escalation, tuple(numbers), threading.Event())
+        self._put(item, outcome)
+        if not item.done.wait(ESCALATION_WAIT):
+            raise TimeoutError(f"escalation not committed within {ESCALATION_WAIT:.0f} s")
+        if item.error is not None:
+            raise item.error
+        assert item.escalation_id is not None
+        return item.escalation_id
 
     def answered(self, message_sid: str) -> Outcome | None:
         with self._lock:
@@ -300,14 +282,23 @@ class Recorder:
             return self._states.get(phone)
 
     def flush(self, timeout: float = 10.0) -> bool:
-        """Wait until everything handed over is written (tests, shutdown). True if it was."""
-        deadline = time.monotonic() + timeout
-        while self._queue.unfinished_tasks:
-            if time.monotonic() > deadline or self._thread is None or not self._thread.is_alive():
-                return False
-            time.sleep(0.002)
-        return True
+        """Write everything handed over so far, now, and wait for it (tests, shutdown). True if done."""
+        if not self._queue.unfinished_tasks:
+            return True
+        self._ensure_thread()
+        barrier = _Item(None, None, done=threading.Event())
+        self._queue.put(barrier)
+        return barrier.done.wait(timeout)
 
+    def _put(self, item: _Item, outcome: Outcome) -> None:
+        with self._lock:
+            self._answered[item.message["message_sid"]] = outcome
+            if item.sender is not None:
+                self._states[item.sender["phone"]] = item.state
+        self._ensure_thread()
+        self._queue.put(item)
+
+    # -- the writer thread ----------------------------------------------------------------------
     def _ensure_thread(self) -> None:
         # Started lazily, so that each gunicorn worker (a forked process) has its own.
         if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
@@ -319,56 +310,146 @@ class Recorder:
 
     def _run(self) -> None:
         while True:
-            batch = [self._queue.get()]
-            while len(batch) < BATCH:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
+            batch = self._next_batch()
             try:
-                self._write(batch)
-            except Exception:
-                log.exception("could not record %d messages", len(batch), extra={"event": "db.error"})
+                self._commit(batch)
             finally:
                 with self._lock:
-                    for message, sender, state in batch:
-                        if message is not None:
-                            self._answered.pop(message["message_sid"], None)
-                        if self._states.get(sender["phone"]) is state:
-                            del self._states[sender["phone"]]
-                for _ in batch:
+                    for item in batch:
+                        if item.message is not None:
+                            self._answered.pop(item.message["message_sid"], None)
+                        if item.sender is not None and self._states.get(item.sender["phone"]) is item.state:
+                            del self._states[item.sender["phone"]]
+                for item in batch:
+                    if item.done is not None:
+                        item.done.set()
                     self._queue.task_done()
 
-    def _write(self, batch: list) -> None:
-        messages = [m for m, _s, _st in batch if m is not None]
+    def _next_batch(self) -> list[_Item]:
+        """What waits now; when nobody waits on it, also what arrives within LINGER."""
+        batch = [self._queue.get()]
+        deadline = time.monotonic() + (0.0 if batch[0].urgent else LINGER)
+        while len(batch) < BATCH:
+            try:
+                wait = deadline - time.monotonic()
+                item = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
+            except queue.Empty:
+                break
+            batch.append(item)
+            if item.urgent:
+                deadline = 0.0
+        return batch
+
+    def _commit(self, batch: list[_Item]) -> None:
+        """Write ``batch`` in one transaction; if that fails twice, each text on its own, so that one bad
+        row cannot keep an escalation out of the record."""
+        for attempt in range(2):
+            try:
+                self._write(batch)
+                return
+            except Exception as exc:
+                error = exc
+                if attempt == 0:
+                    time.sleep(0.05)
+        if len(batch) > 1:
+            for item in batch:
+                if item.message is not None:
+                    try:
+                        self._write([item])
+                    except Exception as exc:
+                        self._failed([item], exc)
+            return
+        self._failed(batch, error)
+
+    def _failed(self, items: list[_Item], exc: Exception) -> None:
+        log.error("could not record %d texts (%s)", len(items), type(exc).__name__,
+                  exc_info=exc, extra={"event": "db.error"})
+        for item in items:
+            item.error = exc
+
+    def _write(self, batch: list[_Item]) -> None:
+        items = [i for i in batch if i.message is not None]
+        if not items:
+            return
+        messages = list({i.message["message_sid"]: i.message for i in items}.values())
         senders: dict[str, dict[str, Any]] = {}
-        for _m, s, _st in batch:  # the last state of each sender wins; opt-out times are kept
+        for item in items:  # the last state of each sender wins; opt-out times are kept
+            s = item.sender
+            if s is None:
+                continue
             previous = senders.get(s["phone"])
             if previous is not None:
                 s = {**s, "opted_out_at": s["opted_out_at"] or previous["opted_out_at"],
                      "opted_in_at": s["opted_in_at"] or previous["opted_in_at"]}
             senders[s["phone"]] = s
-        for attempt in range(3):
-            conn = self.engine.raw_connection()
-            try:
+        escalating = [i for i in items if i.escalation is not None]
+        message, escalation, alert, sender = self._statements
+        conn = self._conn
+        if conn is None:
+            conn = self._conn = self.engine.raw_connection()
+        postgresql = self.engine.dialect.name == "postgresql"
+        try:
+            if not postgresql and self._sqlite_full != bool(escalating):
+                # SQLite (WAL) syncs the disk at each commit only with synchronous=FULL: then a commit
+                # survives a power cut too. That is paid for the commits that hold escalations.
+                self._sqlite_full = bool(escalating)
+                conn.cursor().execute(f"PRAGMA synchronous={'FULL' if escalating else 'NORMAL'}")
+            # PostgreSQL (which syncs every commit): statements go out without waiting for each other's
+            # answers, so a transaction costs a round trip for each escalation's id and one to commit.
+            with conn.driver_connection.pipeline() if postgresql else nullcontext():
                 cur = conn.cursor()
-                if self.engine.dialect.name == "postgresql":
-                    # A crash of the database server itself may lose the last moments of these (never
-                    # an escalation, which is committed durably before its answer).
-                    cur.execute("SET LOCAL synchronous_commit = off")
-                if messages:
-                    cur.executemany(self._insert_message.sql, [self._insert_message.params(m) for m in messages])
-                cur.executemany(self._upsert_sender.sql, [self._upsert_sender.params(s) for s in senders.values()])
+                cur.executemany(message.sql, [message.params(m) for m in messages])
+                for item in escalating:
+                    # The escalation of a message id stored already (by a retry answered elsewhere) is
+                    # there too: the unique message id says so, and nothing is written twice.
+                    cur.execute(escalation.sql, escalation.params(item.escalation))
+                    row = cur.fetchone()
+                    if row is None:
+                        item.error = Duplicate(item.message["message_sid"])
+                        continue
+                    item.escalation_id, item.error = row[0], None
+                    rows = alert_rows(SimpleNamespace(id=row[0], **item.escalation), list(item.numbers))
+                    if rows:
+                        cur.executemany(alert.sql, [alert.params(r) for r in rows])
+                if senders:
+                    cur.executemany(sender.sql, [sender.params(r) for r in senders.values()])
                 cur.close()
                 conn.commit()
-                return
-            except Exception:
-                conn.rollback()
-                if attempt == 2:
-                    raise
-                time.sleep(0.2 * (attempt + 1))
-            finally:
-                conn.close()
+        except Exception:
+            for item in escalating:
+                item.escalation_id = None
+            self._conn, self._sqlite_full = None, False  # a fresh connection next time: this one may be broken
+            with suppress(Exception):
+                conn.invalidate()
+            raise
+
+
+MESSAGE_COLUMNS = ("message_sid", "phone", "num_media", "level", "topic", "locale", "reply", "received_at")
+SENDER_COLUMNS = ("phone", "locale", "locale_explicit", "menu", "more", "opted_out", "updated_at", "created_at",
+                  "opted_out_at", "opted_in_at")
+ESCALATION_COLUMNS = ("level", "locale", "topic", "rules", "phone", "text", "message_sid", "created_at")
+ALERT_COLUMNS = ("escalation_id", "to_number", "body", "status", "attempts", "next_attempt_at", "created_at")
+
+
+def _statements(dialect) -> tuple[RawStatement, RawStatement, RawStatement, RawStatement]:
+    """The writes: a message once, an escalation once per message (returning its id), an alert, and
+    the sender's state (insert or update), compiled for the dialect."""
+    insert = sqlite_insert if dialect.name == "sqlite" else pg_insert
+
+    def values(table, columns):
+        return insert(table).values({c: bindparam(c) for c in columns})
+
+    message = values(INBOUND, MESSAGE_COLUMNS).on_conflict_do_nothing(index_elements=[INBOUND.c.message_sid])
+    escalation = (values(ESCALATIONS, ESCALATION_COLUMNS)
+                  .on_conflict_do_nothing(index_elements=[ESCALATIONS.c.message_sid]).returning(ESCALATIONS.c.id))
+    sender = values(SENDERS, SENDER_COLUMNS)
+    updates: dict[str, Any] = {c: sender.excluded[c] for c in SENDER_COLUMNS if c not in ("phone", "created_at")}
+    for c in ("opted_out_at", "opted_in_at"):  # only when given: the stored times stay otherwise
+        updates[c] = func.coalesce(sender.excluded[c], SENDERS.c[c])
+    upsert = sender.on_conflict_do_update(index_elements=[SENDERS.c.phone], set_=updates)
+    return (RawStatement(message, dialect), RawStatement(escalation, dialect),
+            RawStatement(ALERTS.insert().values({c: bindparam(c) for c in ALERT_COLUMNS}), dialect),
+            RawStatement(upsert, dialect))
 
 
 @dataclass(frozen=True)
@@ -383,6 +464,10 @@ class _Row:
     seen_level: str | None
     seen_topic: str | None
     seen_locale: str | None
+
+    @property
+    def outcome(self) -> Outcome:
+        return Outcome(self.seen_reply, self.seen_level, self.seen_topic, self.seen_locale, True)
 
 
 def init_app(app: Flask) -> None:

@@ -42,6 +42,10 @@ def configure(level: str = "INFO") -> None:
     root = logging.getLogger()
     if any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
         return
+    # Our lines carry neither the caller's file and line nor thread and process names: not looking
+    # them up for every record is the logging HOWTO's own optimisation.
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root.addHandler(handler)

@@ -210,17 +210,27 @@ def test_unknown_fields_are_ignored(sms_client):
 
 # --- fail-safe ----------------------------------------------------------------------------------------
 
-def test_database_down_still_escalates(sms_app, sms_client, monkeypatch):
+def test_database_down_still_escalates(sms_app, sms_client, monkeypatch, caplog):
+    from sqlalchemy.engine import Engine
     from sqlalchemy.exc import OperationalError
 
     def down(*args, **kwargs):
-        raise OperationalError("SELECT", {}, Exception("connection refused"))
+        raise OperationalError("connect", {}, Exception("connection refused"))
 
-    monkeypatch.setattr(sms_app.extensions["sessionmaker"], "__call__", down)
+    monkeypatch.setattr(Engine, "raw_connection", down)  # every read and write of the app
     (reply,) = messages(text_sms(sms_client, "he is not breathing"))
     assert reply.startswith("CALL 911 NOW") and CARE_TEAM in reply
+    assert any(getattr(r, "event", None) == "escalation.unrecorded" for r in caplog.records)
     (reply,) = messages(text_sms(sms_client, "MENU"))
     assert reply.startswith("Reply with a number")
+
+
+def test_escalation_is_stored_before_the_answer_leaves(sms_app, sms_client):
+    (reply,) = messages(text_sms(sms_client, "my son has a fever"))
+    with sms_app.extensions["sessionmaker"]() as session:  # no flush: it must be there already
+        (escalation,) = session.scalars(select(Escalation)).all()
+        assert escalation.level == "call_now"
+        assert session.scalar(select(func.count()).select_from(Alert)) == len(ALERTS)
 
 
 def test_unreachable_database_at_start_still_answers(fake_twilio):

@@ -82,7 +82,8 @@ def incoming() -> Response:
     form = request.form
     sid = form.get("MessageSid") or form.get("SmsMessageSid") or form.get("SmsSid") or ""
     try:
-        media = max(0, int(form.get("NumMedia") or 0))
+        # Twilio sends at most 10; a number no database column holds would cost the text its record.
+        media = min(max(0, int(form.get("NumMedia") or 0)), 100)
     except ValueError:
         media = 0
     outcome = inbox.handle(current_app._get_current_object(), sid or _local_sid(), form.get("From", ""),

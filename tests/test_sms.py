@@ -202,6 +202,12 @@ def test_picture_without_text(sms_client):
     assert reply.startswith("I can only read text")
 
 
+def test_absurd_media_count_still_escalates_and_is_recorded(sms_client, sms_app):
+    (reply,) = messages(text_sms(sms_client, "fever", media=0, NumMedia="9" * 30))
+    assert reply.startswith(f"CALL YOUR CARE TEAM NOW: {CARE_TEAM}")
+    assert count(sms_app, Escalation) == 1
+
+
 def test_unknown_fields_are_ignored(sms_client):
     form = twilio_form("MENU", sid="SM" + uuid.uuid4().hex, OptOutType="", NewField="whatever",
                        MessagingServiceSid="MG1")
@@ -227,6 +233,7 @@ def test_database_down_still_escalates(sms_app, sms_client, monkeypatch, caplog)
 
 def test_escalation_is_stored_before_the_answer_leaves(sms_app, sms_client):
     (reply,) = messages(text_sms(sms_client, "my son has a fever"))
+    assert reply.startswith(f"CALL YOUR CARE TEAM NOW: {CARE_TEAM}")
     with sms_app.extensions["sessionmaker"]() as session:  # no flush: it must be there already
         (escalation,) = session.scalars(select(Escalation)).all()
         assert escalation.level == "call_now"

@@ -1,0 +1,81 @@
+"""The recorder: what a coordinator finds in the database after texts arrive together."""
+
+import threading
+
+from sqlalchemy import select
+
+from assistant.conversation import State
+from assistant.db import make_engine
+from assistant.inbox import Duplicate, Outcome, Recorder
+from assistant.models import Alert, Escalation, InboundMessage, Sender, utcnow
+
+
+def message(sid: str, phone: str, **extra) -> dict:
+    return {"message_sid": sid, "phone": phone, "num_media": 0, "level": "none", "topic": None, "locale": "en",
+            "reply": "Reply with a number", "received_at": utcnow(), **extra}
+
+
+def sender(phone: str, locale: str = "es") -> dict:
+    now = utcnow()
+    return {"phone": phone, "locale": locale, "locale_explicit": True, "menu": "", "more": "", "opted_out": False,
+            "updated_at": now, "created_at": now, "opted_out_at": None, "opted_in_at": None}
+
+
+def escalation(sid: str, phone: str) -> dict:
+    return {"level": "call_now", "locale": "en", "topic": "fever", "rules": "fever", "phone": phone,
+            "text": "fever", "message_sid": sid, "created_at": utcnow()}
+
+
+def stored(url: str, model) -> list:
+    from sqlalchemy.orm import Session
+
+    with Session(make_engine(url)) as session:
+        return list(session.scalars(select(model)))
+
+
+def test_texts_that_arrive_together_share_a_commit_and_are_all_stored(database_url):
+    recorder = Recorder(make_engine(database_url), make_engine(database_url, autocommit=True))
+    outcome = Outcome("Reply with a number", "none", "menu", "en")
+    for i in range(30):
+        recorder.record(message(f"SM{i}", f"+1617555{i:04d}"), sender(f"+1617555{i:04d}"), outcome, State("es"))
+    escalation_id = recorder.escalate(message("SMesc", "+16175559999", level="call_now"), sender("+16175559999"),
+                                      outcome, State("es"), escalation("SMesc", "+16175559999"), ["+16175550001"])
+    # The escalation's commit took the texts queued before it: all are there once it has returned.
+    assert len(stored(database_url, InboundMessage)) == 31
+    assert {s.locale for s in stored(database_url, Sender)} == {"es"}
+    (alert,) = stored(database_url, Alert)
+    assert alert.escalation_id == escalation_id and f"#{escalation_id}" in alert.body
+
+
+def test_a_text_that_cannot_be_stored_does_not_keep_an_escalation_out(database_url):
+    recorder = Recorder(make_engine(database_url), make_engine(database_url, autocommit=True))
+    outcome = Outcome("x", "none", None, "en")
+    # Both databases refuse an integer this large: that row fails, the one queued beside it must not.
+    recorder.record(message("SMbad", "+16175550101", num_media=2**70), None, outcome, State())
+    escalation_id = recorder.escalate(message("SMesc", "+16175550102", level="call_now"), None, outcome, State(),
+                                      escalation("SMesc", "+16175550102"), ["+16175550001"])
+    assert [e.id for e in stored(database_url, Escalation)] == [escalation_id]
+    assert [m.message_sid for m in stored(database_url, InboundMessage)] == ["SMesc"]
+
+
+def test_the_same_message_id_escalates_once(database_url):
+    first = Recorder(make_engine(database_url), make_engine(database_url, autocommit=True))
+    second = Recorder(make_engine(database_url), make_engine(database_url, autocommit=True))  # another worker
+    outcome = Outcome("CALL", "call_now", "fever", "en")
+    args = (message("SMdup", "+16175550103", level="call_now"), None, outcome, State(),
+            escalation("SMdup", "+16175550103"), ["+16175550001"])
+    results = []
+
+    def send(recorder):
+        try:
+            results.append(recorder.escalate(*args))
+        except Duplicate:
+            results.append("duplicate")
+
+    threads = [threading.Thread(target=send, args=(r,)) for r in (first, second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results, key=str).count("duplicate") == 1
+    assert len(stored(database_url, Escalation)) == 1 and len(stored(database_url, Alert)) == 1

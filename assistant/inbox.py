@@ -210,6 +210,7 @@ class _Item:
     done: threading.Event | None = None
     escalation_id: int | None = None
     error: BaseException | None = None
+    stop: bool = False  # the writer ends after this batch (close)
 
     @property
     def urgent(self) -> bool:
@@ -229,9 +230,25 @@ class Recorder:
         self._answered: dict[str, Outcome] = {}  # written soon; a retry meanwhile is answered from here
         self._states: dict[str, State] = {}  # the same for a sender's state: read your own writes
         self._lock = threading.Lock()
+        self._reads: list = []  # every request thread's read connection, to close them
         self._thread: threading.Thread | None = None
         self._pid = 0
         atexit.register(self.flush)
+
+    def close(self) -> None:
+        """Write what is queued, stop the writer and close this recorder's connections (tests, shutdown)."""
+        atexit.unregister(self.flush)
+        if self._thread is not None and self._pid == os.getpid() and self._thread.is_alive():
+            stop = _Item(None, None, done=threading.Event(), stop=True)
+            self._queue.put(stop)
+            self._thread.join(timeout=10)
+        with self._lock:
+            connections, self._reads = [*self._reads, self._conn], []
+        self._conn, self._local = None, threading.local()
+        for conn in connections:
+            if conn is not None:
+                with suppress(Exception):
+                    conn.close()
 
     # -- what requests call ---------------------------------------------------------------------
     def read(self, phone: str, message_sid: str) -> _Row:
@@ -242,6 +259,8 @@ class Recorder:
         if conn is None or self._local.pid != os.getpid():
             conn = self._local.conn = self.read_engine.raw_connection()
             self._local.pid = os.getpid()
+            with self._lock:
+                self._reads.append(conn)
         try:
             cur = conn.cursor()
             cur.execute(self._read.sql, self._read.params({"phone": phone, "sid": message_sid}))
@@ -324,6 +343,8 @@ class Recorder:
                     if item.done is not None:
                         item.done.set()
                     self._queue.task_done()
+            if any(item.stop for item in batch):
+                return
 
     def _next_batch(self) -> list[_Item]:
         """What waits now; when nobody waits on it, also what arrives within LINGER."""

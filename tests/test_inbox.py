@@ -2,6 +2,7 @@
 
 import threading
 
+import pytest
 from sqlalchemy import select
 
 from assistant.conversation import State
@@ -29,12 +30,31 @@ def escalation(sid: str, phone: str) -> dict:
 def stored(url: str, model) -> list:
     from sqlalchemy.orm import Session
 
-    with Session(make_engine(url)) as session:
-        return list(session.scalars(select(model)))
+    engine = make_engine(url)
+    with Session(engine) as session:
+        rows = list(session.scalars(select(model)))
+    engine.dispose()
+    return rows
 
 
-def test_texts_that_arrive_together_share_a_commit_and_are_all_stored(database_url):
-    recorder = Recorder(make_engine(database_url), make_engine(database_url, autocommit=True))
+@pytest.fixture
+def recorders(database_url):
+    """Recorders on the test database, as each worker process has one; closed afterwards."""
+    made = []
+
+    def make():
+        made.append(Recorder(make_engine(database_url), make_engine(database_url, autocommit=True)))
+        return made[-1]
+
+    yield make
+    for recorder in made:
+        recorder.close()
+        recorder.engine.dispose()
+        recorder.read_engine.dispose()
+
+
+def test_texts_that_arrive_together_share_a_commit_and_are_all_stored(database_url, recorders):
+    recorder = recorders()
     outcome = Outcome("Reply with a number", "none", "menu", "en")
     for i in range(30):
         recorder.record(message(f"SM{i}", f"+1617555{i:04d}"), sender(f"+1617555{i:04d}"), outcome, State("es"))
@@ -47,8 +67,8 @@ def test_texts_that_arrive_together_share_a_commit_and_are_all_stored(database_u
     assert alert.escalation_id == escalation_id and f"#{escalation_id}" in alert.body
 
 
-def test_a_text_that_cannot_be_stored_does_not_keep_an_escalation_out(database_url):
-    recorder = Recorder(make_engine(database_url), make_engine(database_url, autocommit=True))
+def test_a_text_that_cannot_be_stored_does_not_keep_an_escalation_out(database_url, recorders):
+    recorder = recorders()
     outcome = Outcome("x", "none", None, "en")
     # Both databases refuse an integer this large: that row fails, the one queued beside it must not.
     recorder.record(message("SMbad", "+16175550101", num_media=2**70), None, outcome, State())
@@ -58,9 +78,8 @@ def test_a_text_that_cannot_be_stored_does_not_keep_an_escalation_out(database_u
     assert [m.message_sid for m in stored(database_url, InboundMessage)] == ["SMesc"]
 
 
-def test_the_same_message_id_escalates_once(database_url):
-    first = Recorder(make_engine(database_url), make_engine(database_url, autocommit=True))
-    second = Recorder(make_engine(database_url), make_engine(database_url, autocommit=True))  # another worker
+def test_the_same_message_id_escalates_once(database_url, recorders):
+    first, second = recorders(), recorders()  # two worker processes
     outcome = Outcome("CALL", "call_now", "fever", "en")
     args = (message("SMdup", "+16175550103", level="call_now"), None, outcome, State(),
             escalation("SMdup", "+16175550103"), ["+16175550001"])

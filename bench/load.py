@@ -2,7 +2,7 @@
 
     python bench/load.py [--seconds 3] [--rounds 5] [--clients 4] [--databases sqlite,postgresql]
 
-For each database: starts gunicorn (the Procfile's settings: 2 workers, 4 threads) with the app plus a
+For each database: starts gunicorn (the Procfile's settings: 4 workers, 2 threads) with the app plus a
 bare Flask endpoint returning the same TwiML (bench/bare_app.py). The peak throughput of each is
 measured with closed-loop clients in alternating phases (bare, /sms, bare, /sms...), so that a
 slower or faster spell of the machine touches both alike; the ratio reported is the median of the
@@ -33,8 +33,8 @@ from urllib.parse import urlencode
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "benchmarktoken000000000000000000"
 PUBLIC = "https://bench.example.org"
-THREADS = os.environ.get("BENCH_THREADS", "4")  # the Procfile's web: line: 2 workers, 4 threads
-WORKERS = os.environ.get("BENCH_WORKERS", "2")
+THREADS = os.environ.get("BENCH_THREADS", "2")  # the Procfile's web: line: 4 workers, 2 threads
+WORKERS = os.environ.get("BENCH_WORKERS", "4")
 PG_URL = os.environ.get("BENCH_DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/caregiver_bench"
 # Caregiver texts; SYMPTOMS escalate (a durable write of the escalation and its alerts before answering).
 TEXTS = ["MAB", "what is a cancer vaccine", "ok thanks", "MENU", "3", "temp 37.2", "neutropenia", "HELP",

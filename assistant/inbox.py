@@ -268,6 +268,9 @@ class Recorder:
             cur.close()
         except Exception:
             self._local.conn = None  # a broken connection is dropped; the next text opens another
+            with self._lock:
+                if conn in self._reads:
+                    self._reads.remove(conn)
             conn.invalidate()
             raise
         return _Row(*row)
@@ -288,7 +291,8 @@ class Recorder:
             raise TimeoutError(f"escalation not committed within {ESCALATION_WAIT:.0f} s")
         if item.error is not None:
             raise item.error
-        assert item.escalation_id is not None
+        if item.escalation_id is None:
+            raise RuntimeError("escalation not written")
         return item.escalation_id
 
     def answered(self, message_sid: str) -> Outcome | None:

@@ -322,3 +322,28 @@ def test_sqlite_folder_is_created_on_a_fresh_checkout(tmp_path):
     result = app.test_cli_runner().invoke(args=["db", "upgrade"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "instance" / "assistant.db").exists()
+
+
+def test_log_lines_are_json_and_warnings_are_not_held_back(tmp_path):
+    import json
+
+    from assistant.logs import BatchedHandler, JsonFormatter
+
+    path = tmp_path / "log"
+    with path.open("wb") as out:
+        handler = BatchedHandler(out.fileno(), interval=60)
+        handler.setFormatter(JsonFormatter())
+        logger = logging.getLogger("test.batched")
+        logger.addHandler(handler)
+        logger.propagate, logger.level = False, logging.INFO
+        try:
+            logger.info("inbound", extra={"event": "inbound", "phone": "…23"})
+            assert path.read_text() == ""  # waits for company
+            logger.warning("escalation", extra={"event": "escalation"})  # written at once, after the INFO
+            lines = [json.loads(line) for line in path.read_text().splitlines()]
+            assert [(r["level"], r["event"]) for r in lines] == [("info", "inbound"), ("warning", "escalation")]
+            logger.info("call from +1 617 555 0123")
+            handler.flush()
+            assert "…23" in path.read_text().splitlines()[-1] and "555 0123" not in path.read_text()
+        finally:
+            logger.removeHandler(handler)

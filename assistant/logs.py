@@ -111,10 +111,6 @@ def configure(level: str = "INFO") -> None:
     root = logging.getLogger()
     if any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
         return
-    # Our lines carry neither the caller's file and line nor thread and process names: not looking
-    # them up for every record is the logging HOWTO's own optimisation.
-    logging._srcfile = None
-    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     try:
         handler: logging.Handler = BatchedHandler(sys.stderr.fileno())
     except (AttributeError, OSError, ValueError):  # stderr is not a file (a test runner's capture)

@@ -347,3 +347,11 @@ def test_log_lines_are_json_and_warnings_are_not_held_back(tmp_path):
             assert "…23" in path.read_text().splitlines()[-1] and "555 0123" not in path.read_text()
         finally:
             logger.removeHandler(handler)
+
+
+def test_other_log_formats_still_work(sms_app):
+    # gunicorn's own lines are "[%(process)d] [%(levelname)s] %(message)s": the set-up must not blank them.
+    record = logging.getLogger("gunicorn.error").makeRecord("gunicorn.error", logging.INFO, __file__, 1,
+                                                            "Booting worker", (), None)
+    line = logging.Formatter("[%(process)d] [%(levelname)s] %(message)s").format(record)
+    assert line.endswith("[INFO] Booting worker") and line[1:].split("]")[0].isdigit()

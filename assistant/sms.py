@@ -33,9 +33,9 @@ def _validator(token: str) -> RequestValidator:
 
 
 def _signed_by_twilio(token: str, url: str, form, signature: str) -> bool:
-    """Twilio's own check. The signature over the URL as given is tried first, with one HMAC:
-    ``validate`` computes two (with and without the port) and accepts either, so a match here is one
-    it accepts too, and anything else gets its full check."""
+    """Twilio's own check. The signature over the URL as this app rebuilds it is tried first, with one
+    HMAC; ``validate`` computes two (the URL with and without its port) and accepts either, so it
+    decides whatever does not match at once."""
     validator = _validator(token)
     if hmac.compare_digest(validator.compute_signature(url, form).encode(), signature.encode()):
         return True

@@ -25,8 +25,10 @@ from babel.messages.pofile import PoFileError, read_po
 
 from .language import accented_words
 from .matching import PhraseIndex
-from .normalize import tokens
+from .normalize import BREAK, tokens
 from .source import RuleSource, Source, SourceError, TopicSource, read_source, split_list
+from .vocabulary import EMPTY as EMPTY_VOCABULARY
+from .vocabulary import Vocabulary, frequency_table
 
 log = logging.getLogger(__name__)
 PLACEHOLDER = re.compile(r"\{(\w*)\}")
@@ -79,6 +81,7 @@ class Catalog:
     rules: Mapping[str, RuleSource]
     unreviewed_lists: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     accented: Mapping[str, frozenset[str]] = field(default_factory=dict)  # "fatigué" -> {"fr"}
+    vocabulary: Vocabulary = EMPTY_VOCABULARY  # which languages a word is a word of
     names: Mapping[str, str] = field(default_factory=dict)
     problems: tuple[Problem, ...] = ()
     serve_unreviewed: bool = True
@@ -195,6 +198,7 @@ def build_catalog(source: Source, pos: Mapping[str, object], *, serve_unreviewed
         unreviewed_lists=MappingProxyType({k: tuple(v) for k, v in unreviewed_lists.items()}),
         names=MappingProxyType({code: language_name(code) for code in source.languages}),
         accented=MappingProxyType(accented_words((loc, item) for (_k, _i, loc, item) in rows)),
+        vocabulary=Vocabulary(frequency_table(source.languages), catalog_words(texts, rows)),
         problems=tuple(problems), serve_unreviewed=serve_unreviewed,
     )
 
@@ -208,6 +212,15 @@ def phrase_rows(lists: Mapping[str, Mapping[str, tuple[str, ...]]]) -> list[tupl
 def command_words(rows) -> set[str]:
     """Carrier and command words: never typo-matched onto or from (CANCEL is not CANCER)."""
     return {tok for (kind, _i, _l, item) in rows if kind == "command" for tok in tokens(item)}
+
+
+def catalog_words(texts: Mapping[str, Mapping[str, Text]], rows) -> set[tuple[str, str]]:
+    """(locale, word) for every word of each language's own texts and lists. English texts are the source
+    of every language's fallback, so they count for English only."""
+    words = {(locale, tok) for locale, by_ctx in texts.items() for text in by_ctx.values()
+             for tok in tokens(text.string)}
+    words |= {(locale, tok) for (_k, _i, locale, item) in rows for tok in tokens(item.replace("*", " "))}
+    return {(locale, w) for locale, w in words if w != BREAK and not w[0].isdigit()}
 
 
 def known_words(texts: Mapping[str, Mapping[str, Text]]) -> set[str]:

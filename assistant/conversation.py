@@ -15,13 +15,14 @@ from babel.numbers import format_decimal
 
 from .catalog import Catalog, CatalogStore
 from .config import Settings
-from .language import choose, drop_foreign_typos, language_by_name
+from .language import choose, drop_unlikely_typos, language_by_name
 from .matching import Hit
 from .normalize import BREAK, tokens
 from .segments import fit, measure, smart_encode
 from .triage import Finding, assess
 
 log = logging.getLogger(__name__)
+LOW_TEMPERATURE = "triage.low_temperature"
 MAX_TEXT_CHARS = 20_000  # read this much of a text (Twilio stops at 1600; the web form may send more)
 
 # Last-resort wording when the catalog itself cannot be used. English only, by design: it is sent
@@ -116,15 +117,18 @@ class Assistant:
         """The text's tokens and every phrase of the catalog found in them."""
         body = (text or "")[:MAX_TEXT_CHARS]
         toks = tokens(body)
-        return body, toks, drop_foreign_typos(catalog.index.find(toks))
+        return body, toks, drop_unlikely_typos(catalog.index.find(toks), toks, catalog.index, catalog.vocabulary)
 
     def _answer(self, catalog: Catalog, body: str, toks: list[str], hits: list[Hit], finding: Finding,
                 state: State, media: int) -> Reply:
         words = [t for t in toks if t != BREAK]
-        command = self._command(hits, len(toks))
+        command_hit = self._command(hits, len(toks))
+        command = command_hit.target.id if command_hit else None
         choice = choose(body, hits, catalog.languages, state.locale, self.settings.default_locale,
                         english_neutral=command is not None, accented=catalog.accented)
         locale = choice.locale
+        if command_hit and state.locale and ({"en", state.locale} & command_hit.target.locales):
+            locale = state.locale  # START, STOP, HELP in English or in their own language: their language
         if choice.detected and not state.locale_explicit:
             state = replace(state, locale=locale)
 
@@ -157,11 +161,11 @@ class Assistant:
             return self._send(catalog, key, "none", None, state, finding, locale)
         return self._send(catalog, "text:fallback", "none", None, state, finding, locale)
 
-    def _command(self, hits: Sequence[Hit], n: int) -> str | None:
-        """The command a whole-text command word names (or LANG followed by a language)."""
+    def _command(self, hits: Sequence[Hit], n: int) -> Hit | None:
+        """The whole-text command word (or LANG followed by a language)."""
         for h in hits:
             if h.target.kind == "command" and h.start == 0 and (h.end == n or h.target.id == "language"):
-                return h.target.id
+                return h
         return None
 
     def _rank_topics(self, catalog: Catalog, hits: Sequence[Hit], finding: Finding) -> list[tuple[str, float]]:
@@ -190,19 +194,21 @@ class Assistant:
         return sorted(scores.items(), key=lambda kv: -kv[1])
 
     # -- replies -----------------------------------------------------------------------------
-    def _values(self, locale: str, **extra: str) -> dict[str, str]:
-        threshold = self.settings.fever_threshold_c
+    def _values(self, catalog: Catalog, locale: str, **extra: str) -> dict[str, str]:
+        threshold, low = self.settings.fever_threshold_c, catalog.source.temperature.low_c
         values = {
             "care_team": self.settings.care_team_phone,
             "emergency": self.settings.emergency_number,
             "fever_c": _number(threshold, locale),
             "fever_f": _number(threshold * 9 / 5 + 32, locale),
+            "low_c": _number(low, locale),
+            "low_f": _number(low * 9 / 5 + 32, locale),
         }
         values.update(extra)
         return values
 
     def _render(self, catalog: Catalog, locale: str, key: str, **extra: str) -> str:
-        values = self._values(locale, **extra)
+        values = self._values(catalog, locale, **extra)
         try:
             return catalog.text(locale, key).format_map(values)
         except (KeyError, ValueError, IndexError):
@@ -226,9 +232,11 @@ class Assistant:
                             finding, locale)
 
     def _escalation(self, catalog: Catalog, finding: Finding, state: State, locale: str) -> Reply:
+        extra = {"reading": self._reading(finding, locale)} if finding.reading else {}
         parts = [self._render(catalog, locale, f"text:escalation.{finding.level}")]
-        parts += [self._render(catalog, locale, f"text:{key}") for key in finding.advice]
-        if finding.topic:
+        parts += [self._render(catalog, locale, f"text:{key}", **extra) for key in finding.advice]
+        # A low temperature has its own text; the fever summary would say the opposite.
+        if finding.topic and not (finding.topic == "fever" and LOW_TEMPERATURE in finding.advice):
             parts.append(self._render(catalog, locale, f"topic:{finding.topic}:summary"))
         return self._finish(catalog, parts, finding.level, finding.topic, replace(state, menu=()), finding,
                             locale)
@@ -236,11 +244,15 @@ class Assistant:
     def _topic(self, catalog: Catalog, topic: str, state: State, finding: Finding, locale: str) -> Reply:
         parts = []
         if topic == "fever" and finding.reading and not finding.escalates:
-            r = finding.reading
-            reading = f"{_number(r.value, locale)} {r.unit}"
-            parts.append(self._render(catalog, locale, "text:triage.below_threshold", reading=reading))
+            parts.append(self._render(catalog, locale, "text:triage.below_threshold",
+                                      reading=self._reading(finding, locale)))
         parts.append(self._render(catalog, locale, f"topic:{topic}:summary"))
         return self._finish(catalog, parts, "info", topic, replace(state, menu=()), finding, locale)
+
+    @staticmethod
+    def _reading(finding: Finding, locale: str) -> str:
+        r = finding.reading
+        return f"{_number(r.value, locale)} {r.unit}" if r else ""
 
     def _numbered(self, labels: Sequence[str]) -> str:
         return " ".join(f"{i}) {label}" for i, label in enumerate(labels, 1))
@@ -278,7 +290,11 @@ class Assistant:
     def _run_command(self, catalog: Catalog, command: str, toks: list[str], hits: Sequence[Hit],
                      finding: Finding, state: State, locale: str) -> Reply:
         if command == "stop":
-            return Reply(None, "none", "stop", locale, replace(state, opted_out=True, menu=(), more=""), finding)
+            state = replace(state, opted_out=True, menu=(), more="")
+            if " ".join(toks) in _carrier_words(catalog):
+                return Reply(None, "none", "stop", locale, state, finding)  # the carrier confirms its own words
+            # A localized opt-out word: the one confirmation allowed, in that language, with both numbers.
+            return self._send(catalog, "text:stop", "none", "stop", state, finding, locale)
         if command == "start":
             return self._send(catalog, "text:start", "none", "start", replace(state, opted_out=False), finding,
                               locale)
@@ -312,6 +328,11 @@ class Assistant:
     def _known_locale(self, catalog: Catalog, lang: str) -> str:
         code = language_by_name(catalog.languages).get(" ".join(tokens(lang)))
         return code or self.settings.default_locale
+
+
+def _carrier_words(catalog: Catalog) -> frozenset[str]:
+    """The English opt-out words of the source: the carrier's own, which it confirms itself."""
+    return frozenset(" ".join(tokens(w)) for w in catalog.source.commands.get("stop", ()))
 
 
 @lru_cache(maxsize=4096)

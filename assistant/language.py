@@ -18,8 +18,9 @@ from functools import lru_cache
 
 from babel import Locale, UnknownLocaleError
 
-from .matching import Hit
+from .matching import Hit, PhraseIndex
 from .normalize import tokens
+from .vocabulary import Vocabulary
 
 # Scripts that only one of the catalog's languages uses; checked on the raw text.
 _SCRIPTS = (
@@ -136,13 +137,23 @@ def language_by_name(languages: tuple[str, ...]) -> dict[str, str]:
     return names
 
 
-def drop_foreign_typos(hits: Sequence[Hit]) -> list[Hit]:
-    """Typo-corrected hits only in a language the text's exact words show: a Tagalog "syang" is not a typo
-    of a Portuguese word. Without such evidence (a lone "fevr") every typo stays."""
+def drop_unlikely_typos(hits: Sequence[Hit], toks: Sequence[str], index: PhraseIndex,
+                        vocabulary: Vocabulary) -> list[Hit]:
+    """Typo-corrected hits only in a language the text's exact words show (a Tagalog "syang" is not a typo of a
+    Portuguese word), and never from a word that is an everyday word of those languages (a Somali form of
+    address is not a misspelled symptom). Without such evidence (a lone "fevr") a typo stays unless the
+    word is an everyday word of any of our languages."""
     evidence: set[str] = set()
     for h in hits:
         if h.similarity == 1.0:
             evidence |= h.target.locales
-    if not evidence:
-        return list(hits)
-    return [h for h in hits if h.similarity == 1.0 or not evidence.isdisjoint(h.target.locales)]
+    out = []
+    for h in hits:
+        if h.similarity < 1.0:
+            if evidence and evidence.isdisjoint(h.target.locales):
+                continue
+            typos = [toks[i] for i in range(h.start, h.end) if i not in h.skipped and index.is_typo(toks[i])]
+            if any(vocabulary.is_common(w, evidence or None) for w in typos):
+                continue
+        out.append(h)
+    return out

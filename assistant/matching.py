@@ -12,16 +12,21 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import re
+
 from rapidfuzz.distance import Indel
 
 from .normalize import BREAK, tokens
 
-GAP = object()  # "..." in a phrase: up to MAX_GAP other tokens
+GAP = object()  # "..." in a phrase: up to MAX_GAP other words
 _END = object()
-MAX_GAP = 2
+# Words people leave between the words of one symptom: "bleeding from his line won't stop" (three),
+# "his lips look kind of blue" (three). A Chinese or Japanese character is half a word.
+MAX_GAP = 4.0
 MIN_FUZZY_LEN = 4  # shorter words must match exactly: "lol" is not "low"
 LONG_WORD = 8  # from this length a typo may be in the first letter too
 FUZZY_KINDS = ("topic", "rule", "temperature_words")
+_CJK_CHAR = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 # Normalised Indel similarity a typo must reach. bench/cutoffs.py measures it: 0.79 keeps ~88 % of
 # one-letter typos of keywords (one substitution in a five-letter word is 0.80) while raising it to 0.84 loses
 # a sixth of them; the everyday words it lets through mostly hit one word of a longer phrase, which alone
@@ -163,6 +168,11 @@ class PhraseIndex:
             self._alt_cache[tok] = result
         return result
 
+    def is_typo(self, tok: str) -> bool:
+        """Whether ``tok`` matches only as a typo (no word, stem or ending of the catalog is exactly it)."""
+        alts = self.alternatives(tok)
+        return bool(alts) and all(sim < 1.0 for _key, sim in alts)
+
     def _typo_candidates(self, tok: str) -> list[tuple[object, float]]:
         best: dict[object, float] = {}
         for variant in _deletions(tok):
@@ -219,10 +229,12 @@ class PhraseIndex:
             # "..." lets up to MAX_GAP words stand between, never across a sentence end; the skipped
             # positions are kept (a "not" there denies the phrase: "chest does not hurt").
             self._walk(gap, toks, alts, start, pos, sim, skipped, hits)
-            for skip in range(1, MAX_GAP + 1):
-                at = pos + skip
-                if at >= len(toks) or toks[at - 1] == BREAK:
+            budget, at = MAX_GAP, pos
+            while at < len(toks) and toks[at] != BREAK:
+                budget -= 0.5 if _CJK_CHAR.match(toks[at]) else 1.0
+                if budget < 0:
                     break
+                at += 1
                 self._walk(gap, toks, alts, start, at, sim, (*skipped, *range(pos, at)), hits)
 
 

@@ -58,20 +58,35 @@ def _count(units: int, single: int, multi: int) -> int:
     return -(-units // multi)
 
 
-# Sentence ends in the scripts we serve: Latin, CJK, Arabic.
-_SENTENCE_END = re.compile(r"(?<=[.!?。！？؟])\s*")
+# Sentence ends in the scripts we serve: Latin and Arabic ones only before a space ("100.4" is one number),
+# Chinese and Japanese ones anywhere.
+_SENTENCE_END = re.compile(r"(?<=[.!?؟])\s+|(?<=[。！？])\s*")
+# A number the reader must get whole: a phone number, a temperature ("+1 617-555-0142", "38.0", "100,4").
+_NUMBER = re.compile(r"[+(]?\d(?:[\d().,/-]|\s(?=[\d(]))*\d|\d")
 
 
 def fit(text: str, max_segments: int, hint: str) -> tuple[str, str]:
     """Cut ``text`` so that it fits ``max_segments``; return (what to send, the rest for MORE).
 
-    The cut falls after a sentence when one fits, else between words, else between characters; the
-    sent part ends with ``hint`` (e.g. "Text MORE for the rest.") when something is left over.
+    The cut falls after a sentence when one fits, else between words, else between characters, and never
+    inside a number; the sent part ends with ``hint`` (e.g. "Text MORE for the rest.") when something is
+    left over.
     """
     if measure(text).segments <= max_segments:
         return text, ""
+    numbers = [m.span() for m in _NUMBER.finditer(text)]
+
+    def whole(end: int) -> int:
+        """``end`` moved back to before any number it would cut."""
+        for a, b in numbers:
+            if a < end < b:
+                return a
+        return end
+
     cuts = [m.end() for m in _SENTENCE_END.finditer(text) if 0 < m.end() < len(text)]
     for end in reversed(cuts):
+        if whole(end) != end:
+            continue
         head = text[:end].rstrip()
         if measure(f"{head} {hint}").segments <= max_segments:
             return f"{head} {hint}", text[end:].lstrip()
@@ -83,8 +98,9 @@ def fit(text: str, max_segments: int, hint: str) -> tuple[str, str]:
             lo = mid
         else:
             hi = mid - 1
-    end = lo
+    end = whole(lo)
     space = text.rfind(" ", 0, end)
     if space > end * 0.6:
-        end = space
+        end = whole(space)
+    end = max(end, 1)
     return f"{text[:end].rstrip()}... {hint}", text[end:].lstrip()

@@ -93,7 +93,7 @@ def _line_of(lines: list[str], pattern: str, start: int = 0) -> int:
 KEYWORD_NOTE = (
     "Comma-separated words and phrases caregivers text in your language for this. Add the everyday words "
     "families really use, spellings without accents or tones, and common misspellings. Rules: word* "
-    "matches any ending; '...' lets up to two words stand between."
+    "matches any ending; '...' lets up to four words stand between."
 )
 SAFETY_NOTE = (
     "SAFETY wording: needs review by a qualified medical translator. Keep every {placeholder} exactly, "

@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from .catalog import Catalog
 from .matching import Hit
 from .normalize import BREAK
+from .vocabulary import EMPTY, Vocabulary
 
 LEVEL_RANK = {"none": 0, "info": 1, "call_now": 2, "emergency": 3}
 NEGATION_REACH = 2  # words allowed between "no" and the symptom: "no high fever", "sin nada de fiebre"
+CONTEXT_REACH = 3  # words looked at on each side of a negation to tell its language
 
 
 @dataclass(frozen=True)
@@ -40,13 +42,22 @@ class Finding:
         return self.level in ("emergency", "call_now")
 
 
-def negated_hits(hits: Sequence[Hit], toks: Sequence[str]) -> set[Hit]:
+def negated_hits(hits: Sequence[Hit], toks: Sequence[str], vocabulary: Vocabulary = EMPTY) -> set[Hit]:
     """Symptoms denied by a negation: the first one within reach after "no"/"not"/"sin" (and those joined to
-    it by "or"/"and"), or one right before a negation that follows ("열은 없어요"), in the same language
-    and the same part of the sentence."""
-    unsure = [h for h in hits if h.target.kind == "unsure"]
-    before = [h for h in hits if h.target.kind == "negation" and not any(u.start <= h.start < u.end for u in unsure)]
-    after = [h for h in hits if h.target.kind == "negation_after"]
+    it by "or"/"and"), or one shortly before a negation or "is over" word that follows ("열은 없어요", "the
+    fever went away"), in the same language and the same part of the sentence.
+
+    A negation is void inside words saying the symptom goes on ("won't go down", "no baja", "ما زال") or
+    that the parent is unsure ("not sure"), and counts only in the language of the words beside it: "di" is
+    Tagalog "not" but Spanish "I gave" ("le di tylenol")."""
+    void = [h for h in hits if h.target.kind in ("unsure", "persisting")]
+
+    def live(cue: Hit) -> bool:
+        return not any(v.start < cue.end and cue.start < v.end for v in void) \
+            and fits_context(cue, toks, vocabulary)
+
+    before = [h for h in hits if h.target.kind == "negation" and live(h)]
+    after = [h for h in hits if h.target.kind == "negation_after" and live(h)]
     if not before and not after:
         return set()
     breaks = {i for i, t in enumerate(toks) if t == BREAK}
@@ -84,11 +95,34 @@ def negated_hits(hits: Sequence[Hit], toks: Sequence[str]) -> set[Hit]:
             start = nxt[0].start
             end = max(h.end for h in nxt if h.start == start)
     for cue in after:
-        out.update(h for h in symptoms if cue.start - 1 <= h.end <= cue.start and clear(h.end, cue.start)
-                   and same_language(cue, h))
+        out.update(h for h in symptoms if cue.start - NEGATION_REACH <= h.end <= cue.start
+                   and clear(h.end, cue.start) and same_language(cue, h))
     for cue in before:  # inside a phrase's "...": "chest does not hurt", "가슴이 안 아파요"
         out.update(h for h in symptoms if h.skipped and cue.start in h.skipped and same_language(cue, h))
     return out
+
+
+def fits_context(cue: Hit, toks: Sequence[str], vocabulary: Vocabulary) -> bool:
+    """Whether the words beside a cue are of the cue's language: the nearest word on each side that
+    belongs to some language but not to most of them (a drug name says nothing), within the sentence.
+    With no such word, the cue counts."""
+    seen = False
+    for step, i in ((-1, cue.start - 1), (1, cue.end)):
+        for _ in range(CONTEXT_REACH):
+            if not 0 <= i < len(toks) or toks[i] == BREAK:
+                break
+            word = toks[i]
+            i += step
+            if word[0].isdigit() or vocabulary.is_neutral(word):
+                continue
+            langs = vocabulary.languages(word)
+            if not langs:
+                continue
+            if not cue.target.locales.isdisjoint(langs):
+                return True
+            seen = True
+            break
+    return not seen
 
 
 def read_temperatures(catalog: Catalog, toks: Sequence[str], hits: Sequence[Hit]) -> list[Reading]:
@@ -133,7 +167,7 @@ def _about_fever(catalog: Catalog, h: Hit) -> bool:
 
 def assess(catalog: Catalog, toks: Sequence[str], hits: Sequence[Hit], fever_threshold_c: float) -> Finding:
     """The triage level of a text, per the catalog's rules."""
-    negated = negated_hits(hits, toks)
+    negated = negated_hits(hits, toks, catalog.vocabulary)
     readings = read_temperatures(catalog, toks, hits)
     low = catalog.source.temperature.low_c
     # With a normal reading, words that only name the temperature ("temperatura 37,3", "has a temp of 37.2")
@@ -164,7 +198,7 @@ def assess(catalog: Catalog, toks: Sequence[str], hits: Sequence[Hit], fever_thr
         if r.celsius >= fever_threshold_c:
             fired.append((LEVEL_RANK["call_now"], "temperature_high", "fever", None))
         elif r.celsius < low:
-            fired.append((LEVEL_RANK["call_now"], "temperature_low", "fever", None))
+            fired.append((LEVEL_RANK["call_now"], "temperature_low", "fever", "triage.low_temperature"))
         reading = reading or r
     negated_ids = tuple(dict.fromkeys(h.target.id for h in negated))
     if not fired:

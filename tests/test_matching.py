@@ -91,11 +91,18 @@ def test_phrase_syntax():
     assert parse_phrase("发烧") == ("发", "烧")
 
 
-def test_gap_allows_two_words_not_three():
+def test_gap_allows_four_words_not_five():
     index = PhraseIndex([("topic", "headache", "en", "head ... hurts")])
     assert index.find(tokens("head really hurts"))
-    assert index.find(tokens("head really really hurts"))
-    assert not index.find(tokens("head really really really hurts"))
+    assert index.find(tokens("head really really really really hurts"))
+    assert not index.find(tokens("head really really really really really hurts"))
+    assert not index.find(tokens("head really. really hurts"))  # never across a sentence end
+
+
+def test_gap_counts_chinese_characters_as_half_words():
+    index = PhraseIndex([("rule", "severe_bleeding", "zh_Hans", "血 ... 止不住")])
+    assert index.find(tokens("血流了好久都止不住"))  # five characters between
+    assert not index.find(tokens("血流了好久好久好久好久都止不住"))
     assert not index.find(tokens("head. hurts"))  # never across a sentence end
 
 

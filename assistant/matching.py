@@ -9,10 +9,9 @@ chosen from measurements (``bench/cutoffs.py``), keeps the close ones.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-
-import re
 
 from rapidfuzz.distance import Indel
 

@@ -112,9 +112,71 @@ def catalog_unreviewed_command(locale: str | None) -> None:
     click.echo(f"{len(rows)} unreviewed entries", err=True)
 
 
+COVERAGE_MINIMUM = 3  # fewer phrases than this for a symptom rule in a language is shown as a gap
+
+
+@catalog_group.command("coverage")
+@click.option("--minimum", default=COVERAGE_MINIMUM, show_default=True,
+              help="A rule with fewer phrases than this in a language is a gap.")
+@click.option("--strict", is_flag=True, help="Exit 1 when there is a gap.")
+def catalog_coverage_command(minimum: int, strict: bool) -> None:
+    """For every triage rule, symptom topic and safety word list: how many phrases each language has.
+
+    A gap (marked with !) is a rule a language covers with fewer than --minimum phrases of its own:
+    texts in that language may then miss the symptom."""
+    catalog = _assistant().store.current
+    rows = [(f"rule:{r.id}:phrases", f"{r.id} ({r.level if r.level != 'none' else r.when_negated})")
+            for r in catalog.source.rules]
+    rows += [(f"topic:{t.id}:keywords", f"{t.id} (topic, {t.level})") for t in catalog.source.topics
+             if t.level == "call_now"]
+    rows += [(f"cue:{c}", f"{c} (cue)") for c in ("negation", "negation_after", "persisting", "unsure",
+                                                   "common_words")]
+    rows += [("command:stop", "stop (opt-out)"), ("command:start", "start (opt-in)")]
+    width = max(len(label) for _c, label in rows) + 1
+    click.echo(" " * width + "".join(f"{loc:>8}" for loc in catalog.languages))
+    gaps = 0
+    for context, label in rows:
+        cells = []
+        for loc in catalog.languages:
+            n = len(catalog.lists.get(loc, {}).get(context, ()))
+            gap = context.startswith(("rule:", "topic:")) and n < minimum
+            gaps += gap
+            cells.append(f"{n}{'!' if gap else ' '}".rjust(8))
+        click.echo(f"{label:<{width}}" + "".join(cells))
+    click.echo(f"{gaps} gap(s): rules with fewer than {minimum} phrases in a language (marked !)")
+    if strict and gaps:
+        sys.exit(1)
+
+
+@click.command("eval")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--show", default=20, show_default=True, help="How many misses to list.")
+@click.option("--strict", is_flag=True, help="Exit 1 when a target is missed.")
+@with_appcontext
+def eval_command(files: tuple[str, ...], show: int, strict: bool) -> None:
+    """Score the assistant on labelled texts (JSON lines: text, level, topic, locale), per language."""
+    from pathlib import Path
+
+    from .evaluation import TARGETS, evaluate, read_cases, table
+
+    overall, by_language = evaluate(_assistant(), read_cases(Path(f) for f in files))
+    click.echo(table(overall, by_language))
+    for case, got in overall.misses[:show]:
+        click.echo(f"MISS {case['text']!r}: want {case.get('level')}/{case.get('topic')}/{case.get('locale')}, "
+                   f"got {got['level']}/{got['topic']}/{got['locale']}")
+    below = overall.below_target
+    click.echo("targets: " + ", ".join(f"{k} {'<=' if k == 'false_escalation' else '>='} {v}"
+                                       for k, v in TARGETS.items()))
+    click.echo(f"{len(overall.misses)} miss(es); " + (f"below target: {', '.join(below)}" if below
+                                                        else "all targets met"))
+    if strict and below:
+        sys.exit(1)
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(ask_command)
     app.cli.add_command(chat_command)
+    app.cli.add_command(eval_command)
     app.cli.add_command(catalog_group)
 
 

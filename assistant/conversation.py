@@ -105,7 +105,7 @@ class Assistant:
         body, toks, hits = self._read(catalog, text)
         finding = assess(catalog, toks, hits, self.settings.fever_threshold_c)
         choice = choose(body, hits, catalog.languages, state.locale, self.settings.default_locale,
-                        accented=catalog.accented)
+                        accented=catalog.accented, toks=toks, vocabulary=catalog.vocabulary)
         if finding.escalates:
             return finding, finding.topic, choice.locale
         topics = self._rank_topics(catalog, hits, finding)
@@ -125,7 +125,8 @@ class Assistant:
         command_hit = self._command(hits, len(toks))
         command = command_hit.target.id if command_hit else None
         choice = choose(body, hits, catalog.languages, state.locale, self.settings.default_locale,
-                        english_neutral=command is not None, accented=catalog.accented)
+                        english_neutral=command is not None, accented=catalog.accented, toks=toks,
+                        vocabulary=catalog.vocabulary)
         locale = choice.locale
         if command_hit and state.locale and ({"en", state.locale} & command_hit.target.locales):
             locale = state.locale  # START, STOP, HELP in English or in their own language: their language

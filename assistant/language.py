@@ -19,7 +19,7 @@ from functools import lru_cache
 from babel import Locale, UnknownLocaleError
 
 from .matching import Hit, PhraseIndex
-from .normalize import tokens
+from .normalize import BREAK, tokens
 from .vocabulary import Vocabulary
 
 # Scripts that only one of the catalog's languages uses; checked on the raw text.
@@ -33,6 +33,8 @@ _SCRIPTS = (
 )
 _ACCENTED = re.compile(r"[À-ÖØ-öø-ɏ\u1e00-\u1eff]")
 _RAW_WORD = re.compile(r"[^\W\d_]+")
+WORD_WEIGHT = 1.0  # an everyday word outside the catalog's phrases (bench/language.py measured 0.25-2)
+UNSURE_MARGIN = 1.0  # votes by which another language must beat the sender's known one
 STRONG_KINDS = ("topic", "rule", "command", "negation", "unsure", "temperature_words")
 _NATIVE_SCRIPT = tuple(code for _rx, code in _SCRIPTS if code != "vi")
 
@@ -62,7 +64,8 @@ def accented_words(items: Iterable[tuple[str, str]]) -> dict[str, frozenset[str]
 
 def choose(text: str, hits: Sequence[Hit], languages: Sequence[str], preference: str | None,
            default: str, *, english_neutral: bool = False,
-           accented: Mapping[str, frozenset[str]] | None = None) -> LanguageChoice:
+           accented: Mapping[str, frozenset[str]] | None = None, toks: Sequence[str] = (),
+           vocabulary: Vocabulary | None = None) -> LanguageChoice:
     """Pick the reply language. ``english_neutral``: English-only words (carrier commands such as
     HELP) do not override a stored preference."""
     # Each word position counts once per language that has a phrase covering it, so a language does
@@ -85,6 +88,15 @@ def choose(text: str, hits: Sequence[Hit], languages: Sequence[str], preference:
     for locs in hint_positions.values():
         for loc in locs:
             votes[loc] += 1.0 / len(locs)
+    if vocabulary is not None:
+        # Every other word: the languages it is an everyday word of ("bom dia", "merci", "nos vemos").
+        matched = set(hint_positions) | {i for h in strong_hits for i in range(h.start, h.end)}
+        for i, tok in enumerate(toks):
+            if i in matched or tok == BREAK or tok[0].isdigit() or vocabulary.is_neutral(tok):
+                continue
+            locs = vocabulary.languages(tok) & set(languages)
+            for loc in locs:
+                votes[loc] += WORD_WEIGHT / len(locs)
     by_script = script_locale(text, languages)
     if by_script:
         votes[by_script] += 100
@@ -102,6 +114,10 @@ def choose(text: str, hits: Sequence[Hit], languages: Sequence[str], preference:
         return LanguageChoice(preference or default, False)
     best = max(votes.values())
     tied = [loc for loc in languages if votes.get(loc, 0) >= best - 1e-9]
+    if preference and preference in votes and best - votes[preference] < UNSURE_MARGIN:
+        # Words of the sender's own language nearly as strong as another's: an answer in the wrong
+        # language is a safety problem, so the language they are known to read wins.
+        return LanguageChoice(preference, False)
     if len(tied) == 1:
         return LanguageChoice(tied[0], strong)
     if preference:

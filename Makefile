@@ -30,7 +30,8 @@ lint: install
 catalogs: install  ## after editing messages/*.toml: refresh the .pot and every language's catalog
 	$(BIN)/pybabel extract -F babel.cfg -o locales/messages.pot --project "Caregiver Assistant" --version 1 \
 		--no-wrap --sort-by-file .
-	$(BIN)/pybabel update -i locales/messages.pot -d locales -D messages --no-wrap
+	$(BIN)/pybabel update -i locales/messages.pot -d locales -D messages --no-wrap --previous
+	$(BIN)/assistant catalog carry
 	$(BIN)/assistant catalog check
 
 check: install  ## what a coordinator must fix before publishing catalog changes

@@ -112,6 +112,48 @@ def catalog_unreviewed_command(locale: str | None) -> None:
     click.echo(f"{len(rows)} unreviewed entries", err=True)
 
 
+@catalog_group.command("carry")
+def catalog_carry_command() -> None:
+    """After `pybabel update`: keep the translation of every entry whose English changed.
+
+    gettext matches a changed English text to its old translation only when the two look alike, so a
+    word list that grew loses its translation. Our entries are named by their msgctxt: the old
+    translation of the same msgctxt is carried over, marked fuzzy (needs review), with the old English
+    kept as the previous text for the translator."""
+    from pathlib import Path
+
+    from babel.messages.pofile import read_po, write_po
+
+    from .catalog import SOURCE_LOCALE
+
+    settings = current_app.config["SETTINGS"]
+    for path in sorted(Path(settings.locales_dir).glob("*/LC_MESSAGES/messages.po")):
+        with path.open("rb") as fh:
+            po = read_po(fh)
+        current = {m.context: m for m in po if m.id}
+        carried = 0
+        if path.parent.parent.name == SOURCE_LOCALE:  # the English catalog says what the source says
+            for m in current.values():
+                if not m.string or "fuzzy" in m.flags:
+                    m.string, m.previous_id = m.id, []
+                    m.flags.discard("fuzzy")
+            po.obsolete.clear()
+        for key, old in list(po.obsolete.items()):
+            new = current.get(old.context)
+            if new is None:
+                continue
+            if not new.string and old.string:
+                new.string = old.string
+                new.flags.add("fuzzy")
+                new.previous_id = [old.id] if isinstance(old.id, str) else list(old.id)
+                carried += 1
+            del po.obsolete[key]
+        with path.open("wb") as fh:
+            write_po(fh, po, width=None, include_previous=True)
+        if carried:
+            click.echo(f"{path}: {carried} translation(s) of changed English carried over, marked for review")
+
+
 COVERAGE_MINIMUM = 3  # fewer phrases than this for a symptom rule in a language is shown as a gap
 
 

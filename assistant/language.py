@@ -85,7 +85,10 @@ def choose(text: str, hits: Sequence[Hit], languages: Sequence[str], preference:
     for h in hits:
         if h.target.kind == "language_hints":
             hint_positions[h.start] = hint_positions.get(h.start, frozenset()) | h.target.locales
-    for locs in hint_positions.values():
+    for i, locs in hint_positions.items():
+        if vocabulary is not None and i < len(toks):
+            # A small word of one language's list that is as common in others ("a", "le") is shared.
+            locs = locs | (vocabulary.languages(toks[i]) & set(languages))
         for loc in locs:
             votes[loc] += 1.0 / len(locs)
     if vocabulary is not None:

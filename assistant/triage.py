@@ -194,11 +194,11 @@ def assess(catalog: Catalog, toks: Sequence[str], hits: Sequence[Hit], fever_thr
         elif h.target.kind == "topic" and catalog.topics[h.target.id].level == "call_now":
             fired.append((LEVEL_RANK["call_now"], h.target.id, h.target.id, None))
     reading = None
-    for r in readings:
+    for r in readings:  # first: a number says more about the topic than a word beside it ("35,7, tout froid")
         if r.celsius >= fever_threshold_c:
-            fired.append((LEVEL_RANK["call_now"], "temperature_high", "fever", None))
+            fired.insert(0, (LEVEL_RANK["call_now"], "temperature_high", "fever", None))
         elif r.celsius < low:
-            fired.append((LEVEL_RANK["call_now"], "temperature_low", "fever", "triage.low_temperature"))
+            fired.insert(0, (LEVEL_RANK["call_now"], "temperature_low", "fever", "triage.low_temperature"))
         reading = reading or r
     negated_ids = tuple(dict.fromkeys(h.target.id for h in negated))
     if not fired:

@@ -47,3 +47,28 @@ def test_ask_jsonl_keeps_each_senders_state(runner):
     assert (out[7]["level"], out[7]["locale"]) == ("call_now", "es")
     for row in out[:6]:
         assert set(row) >= {"topic", "level", "locale", "reply", "segments", "encoding"}
+
+
+def test_catalog_carry_keeps_the_translation_of_a_changed_english_list(tmp_path):
+    from babel.messages.catalog import Catalog as BabelCatalog
+    from babel.messages.catalog import Message
+    from babel.messages.pofile import read_po, write_po
+
+    from assistant import create_app
+
+    po = BabelCatalog(locale="es")
+    po.add("no, not, never, still", "", context="cue:negation")  # the English grew; not translated yet
+    po.obsolete["no, not"] = Message("no, not", "no, nunca", context="cue:negation")
+    folder = tmp_path / "es" / "LC_MESSAGES"
+    folder.mkdir(parents=True)
+    with (folder / "messages.po").open("wb") as fh:
+        write_po(fh, po)
+    app = create_app({"TESTING": True, "LOCALES_DIR": str(tmp_path)})
+    result = app.test_cli_runner().invoke(args=["catalog", "carry"])
+    assert result.exit_code == 0, result.output
+    with (folder / "messages.po").open("rb") as fh:
+        after = read_po(fh)
+    entry = after.get("no, not, never, still", context="cue:negation")
+    assert entry.string == "no, nunca" and entry.fuzzy  # needs review
+    assert '#| msgid "no, not"' in (folder / "messages.po").read_text(encoding="utf-8")  # the old English, for Poedit
+    assert not after.obsolete

@@ -139,7 +139,8 @@ class Assistant:
             return Reply(None, finding.level if finding.escalates else "none", finding.topic, locale, state,
                          finding)
         if finding.escalates:
-            return self._escalation(catalog, finding, state, locale)
+            also = choice.also if not state.locale and choice.also != locale else None
+            return self._escalation(catalog, finding, state, locale, also)
         if command:
             return self._run_command(catalog, command, toks, hits, finding, state, locale)
         lang_pick = self._language_named(catalog, words)
@@ -232,9 +233,21 @@ class Assistant:
         return self._finish(catalog, [self._render(catalog, locale, key, **extra)], level, topic, state,
                             finding, locale)
 
-    def _escalation(self, catalog: Catalog, finding: Finding, state: State, locale: str) -> Reply:
+    def _escalation(self, catalog: Catalog, finding: Finding, state: State, locale: str,
+                    also: str | None = None) -> Reply:
         extra = {"reading": self._reading(finding, locale)} if finding.reading else {}
-        parts = [self._render(catalog, locale, f"text:escalation.{finding.level}")]
+        header = f"text:escalation.{finding.level}"
+        parts = [self._render(catalog, locale, header)]
+        if also:
+            # Unsure between two languages and nothing known of the sender: the action and the number in
+            # the other one too, when the whole reply still fits.
+            both = self._escalation(catalog, finding, state, locale)
+            second = self._render(catalog, also, header)
+            text = smart_encode(f"{parts[0]} {second} {both.text[len(parts[0]):].strip()}")
+            if both.text.startswith(parts[0]) and not both.state.more and \
+                    measure(text).segments <= self.settings.max_segments:
+                return replace(both, text=text)
+            return both
         parts += [self._render(catalog, locale, f"text:{key}", **extra) for key in finding.advice]
         # A low temperature has its own text; the fever summary would say the opposite.
         if finding.topic and not (finding.topic == "fever" and LOW_TEMPERATURE in finding.advice):

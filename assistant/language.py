@@ -43,6 +43,9 @@ _NATIVE_SCRIPT = tuple(code for _rx, code in _SCRIPTS if code != "vi")
 class LanguageChoice:
     locale: str
     detected: bool  # True when the words themselves named one language
+    # Without a known language for the sender: the runner-up when it was nearly as likely (an escalation
+    # may then start in both).
+    also: str | None = None
 
 
 def script_locale(text: str, languages: Sequence[str]) -> str | None:
@@ -121,11 +124,14 @@ def choose(text: str, hits: Sequence[Hit], languages: Sequence[str], preference:
         # Words of the sender's own language nearly as strong as another's: an answer in the wrong
         # language is a safety problem, so the language they are known to read wins.
         return LanguageChoice(preference, False)
-    if len(tied) == 1:
-        return LanguageChoice(tied[0], strong)
     if preference:
-        return LanguageChoice(preference, False)
-    return LanguageChoice(default if default in tied else tied[0], False)
+        return LanguageChoice(tied[0] if len(tied) == 1 else preference, len(tied) == 1 and strong)
+    ranked = sorted(votes, key=lambda loc: (-votes[loc], loc != default, languages.index(loc)
+                                            if loc in languages else len(languages)))
+    ranked = [loc for loc in ranked if loc in languages]
+    first = ranked[0]
+    close = [loc for loc in ranked[1:] if best - votes[loc] < UNSURE_MARGIN]
+    return LanguageChoice(first, len(tied) == 1 and strong, close[0] if close else None)
 
 
 @lru_cache(maxsize=8)

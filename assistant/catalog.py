@@ -25,7 +25,7 @@ from babel.messages.pofile import PoFileError, read_po
 
 from .language import accented_words
 from .matching import PhraseIndex
-from .normalize import BREAK, tokens
+from .normalize import BREAK, phrase_tokens
 from .source import RuleSource, Source, SourceError, TopicSource, read_source, split_list
 from .vocabulary import EMPTY as EMPTY_VOCABULARY
 from .vocabulary import Vocabulary, frequency_table
@@ -211,22 +211,22 @@ def phrase_rows(lists: Mapping[str, Mapping[str, tuple[str, ...]]]) -> list[tupl
 
 def command_words(rows) -> set[str]:
     """Carrier and command words: never typo-matched onto or from (CANCEL is not CANCER)."""
-    return {tok for (kind, _i, _l, item) in rows if kind == "command" for tok in tokens(item)}
+    return {tok for (kind, _i, _l, item) in rows if kind == "command" for tok in phrase_tokens(item)}
 
 
 def catalog_words(texts: Mapping[str, Mapping[str, Text]], rows) -> set[tuple[str, str]]:
     """(locale, word) for every word of each language's own texts and lists. English texts are the source
     of every language's fallback, so they count for English only."""
     words = {(locale, tok) for locale, by_ctx in texts.items() for text in by_ctx.values()
-             for tok in tokens(text.string)}
-    words |= {(locale, tok) for (_k, _i, locale, item) in rows for tok in tokens(item.replace("*", " "))}
+             for tok in phrase_tokens(text.string)}
+    words |= {(locale, tok) for (_k, _i, locale, item) in rows for tok in phrase_tokens(item.replace("*", " "))}
     return {(locale, w) for locale, w in words if w != BREAK and not w[0].isdigit()}
 
 
 def known_words(texts: Mapping[str, Mapping[str, Text]]) -> set[str]:
     """Every word of the catalog's own texts, in every language: real words, so never typo-corrected
     ("infection" is not "injection")."""
-    return {tok for by_ctx in texts.values() for text in by_ctx.values() for tok in tokens(text.string)}
+    return {tok for by_ctx in texts.values() for text in by_ctx.values() for tok in phrase_tokens(text.string)}
 
 
 class _Sample(dict):
@@ -246,12 +246,39 @@ def _target(context: str) -> tuple[str, str]:
     return parts[1], parts[1]  # cue:negation -> ("negation", "negation")
 
 
+_LOADED: dict[tuple, Catalog] = {}
+
+
+def _files_key(messages_dir: Path, locales_dir: Path, serve_unreviewed: bool) -> tuple:
+    files = sorted([*Path(messages_dir).glob("*.toml"), *Path(locales_dir).glob("*/LC_MESSAGES/messages.po")])
+    stats = []
+    for f in files:
+        try:
+            st = f.stat()
+        except OSError:
+            continue
+        stats.append((str(f), st.st_mtime_ns, st.st_size))
+    return (str(messages_dir), str(locales_dir), serve_unreviewed, tuple(stats))
+
+
 def load_catalog(messages_dir: Path, locales_dir: Path, *, serve_unreviewed: bool = True) -> Catalog:
     """Read ``messages/`` and ``locales/<locale>/LC_MESSAGES/messages.po`` into a :class:`Catalog`.
 
     A broken language file never stops the service: it is reported in ``problems`` and that
-    language falls back to English. A broken English source raises :class:`SourceError`.
+    language falls back to English. A broken English source raises :class:`SourceError`. The same
+    unchanged files give the same (immutable) catalog without reading them again.
     """
+    key = _files_key(messages_dir, locales_dir, serve_unreviewed)
+    cached = _LOADED.get(key)
+    if cached is not None:
+        return cached
+    catalog = _load_catalog(messages_dir, locales_dir, serve_unreviewed=serve_unreviewed)
+    _LOADED.clear()  # one catalog is kept: the files it was read from may change
+    _LOADED[key] = catalog
+    return catalog
+
+
+def _load_catalog(messages_dir: Path, locales_dir: Path, *, serve_unreviewed: bool = True) -> Catalog:
     source = read_source(messages_dir)
     problems: list[Problem] = []
     pos = {}

@@ -36,7 +36,6 @@ _RAW_WORD = re.compile(r"[^\W\d_]+")
 WORD_WEIGHT = 1.0  # an everyday word outside the catalog's phrases (bench/language.py measured 0.25-2)
 UNSURE_MARGIN = 1.0  # votes by which another language must beat the sender's known one
 STRONG_KINDS = ("topic", "rule", "command", "negation", "unsure", "temperature_words")
-_NATIVE_SCRIPT = tuple(code for _rx, code in _SCRIPTS if code != "vi")
 
 
 @dataclass(frozen=True)
@@ -106,9 +105,6 @@ def choose(text: str, hits: Sequence[Hit], languages: Sequence[str], preference:
     by_script = script_locale(text, languages)
     if by_script:
         votes[by_script] += 100
-    for code in _NATIVE_SCRIPT:
-        if code in votes and code != by_script:
-            votes[code] *= 0.5  # e.g. Russian words typed in Latin letters: a weaker sign
     if votes and _ACCENTED.search(text):
         if "en" in votes:
             votes["en"] *= 0.5  # English is written without accents

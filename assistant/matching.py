@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from rapidfuzz.distance import Indel
 
-from .normalize import BREAK, tokens
+from .normalize import BREAK, phrase_tokens
 
 GAP = object()  # "..." in a phrase: up to MAX_GAP other words
 _END = object()
@@ -65,7 +65,7 @@ def parse_phrase(phrase: str) -> tuple:
                 keys.append(GAP)
             continue
         prefix, suffix = part.endswith("*"), part.startswith("*") and len(part) > 1
-        toks = [t for t in tokens(part.strip("*")) if t != BREAK]
+        toks = [t for t in phrase_tokens(part.strip("*")) if t != BREAK]
         if not toks:
             continue
         if suffix:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 BREAK = "|"  # token standing for sentence punctuation; no phrase contains it
 
@@ -75,3 +76,9 @@ def tokens(text: str) -> list[str]:
     while out and out[-1] == BREAK:
         out.pop()
     return out
+
+
+@lru_cache(maxsize=100_000)
+def phrase_tokens(phrase: str) -> tuple[str, ...]:
+    """:func:`tokens` of a catalog phrase or text, remembered: a catalog is rebuilt from the same words."""
+    return tuple(tokens(phrase))

@@ -17,6 +17,7 @@ from .vocabulary import EMPTY, Vocabulary
 LEVEL_RANK = {"none": 0, "info": 1, "call_now": 2, "emergency": 3}
 NEGATION_REACH = 2  # words allowed between "no" and the symptom: "no high fever", "sin nada de fiebre"
 CONTEXT_REACH = 3  # words looked at on each side of a negation to tell its language
+CONTEXT_WORDS = 2  # of which this many, at most, that belong to a language
 
 
 @dataclass(frozen=True)
@@ -103,26 +104,25 @@ def negated_hits(hits: Sequence[Hit], toks: Sequence[str], vocabulary: Vocabular
 
 
 def fits_context(cue: Hit, toks: Sequence[str], vocabulary: Vocabulary) -> bool:
-    """Whether the words beside a cue are of the cue's language: the nearest word on each side that
-    belongs to some language but not to most of them (a drug name says nothing), within the sentence.
-    With no such word, the cue counts."""
-    seen = False
+    """Whether the words beside a cue are mostly of the cue's language: the nearest two words on each side
+    (within the sentence) that belong to some of our languages but not to most of them (a drug name says
+    nothing). With no such word, the cue counts."""
+    fit = total = 0
     for step, i in ((-1, cue.start - 1), (1, cue.end)):
+        found = 0
         for _ in range(CONTEXT_REACH):
-            if not 0 <= i < len(toks) or toks[i] == BREAK:
+            if found == CONTEXT_WORDS or not 0 <= i < len(toks) or toks[i] == BREAK:
                 break
             word = toks[i]
             i += step
             if word[0].isdigit() or vocabulary.is_neutral(word):
                 continue
             langs = vocabulary.languages(word)
-            if not langs:
-                continue
-            if not cue.target.locales.isdisjoint(langs):
-                return True
-            seen = True
-            break
-    return not seen
+            if langs:
+                found += 1
+                fit += not cue.target.locales.isdisjoint(langs)
+        total += found
+    return total == 0 or 2 * fit > total
 
 
 def read_temperatures(catalog: Catalog, toks: Sequence[str], hits: Sequence[Hit]) -> list[Reading]:

@@ -53,7 +53,9 @@ def test_broken_language_file_falls_back_to_english(tmp_path):
     assistant = Assistant(CatalogStore(catalog), Settings(care_team_phone=CARE_TEAM))
     reply = assistant.reply("fever", State(locale="es"))
     assert reply.level == "call_now" and CARE_TEAM in reply.text
-    assert assistant.reply("fiebre", State()).level == "call_now"  # other languages still know the word
+    assert assistant.reply("fièvre", State()).level == "call_now"  # the other languages still work
+    assert assistant.reply("发烧", State()).level == "call_now"
+    assert CARE_TEAM in assistant.reply("fiebre", State()).text  # Spanish words unknown: still the number
 
 
 def test_missing_language_file_is_reported(tmp_path):

@@ -138,9 +138,13 @@ def test_stop_records_opt_out_and_sends_nothing_until_start(sms_client, sms_app)
     assert messages(text_sms(sms_client, "MENU"))
 
 
-@pytest.mark.parametrize("word", ["PARAR", "arrêter"])
-def test_localised_stop_words(sms_client, sms_app, word):
-    assert messages(text_sms(sms_client, word)) == []
+@pytest.mark.parametrize(("word", "come_back"), [("PARAR", "START"), ("arrêter", "START")])
+def test_localised_stop_words(sms_client, sms_app, word, come_back):
+    # The carrier confirms only its own English words: a localized opt-out gets one confirmation from us,
+    # in that language, with how to come back and both numbers; then nothing more.
+    (confirmation,) = messages(text_sms(sms_client, word))
+    assert come_back in confirmation and CARE_TEAM in confirmation and "911" in confirmation
+    assert messages(text_sms(sms_client, "fever")) == []
     with db(sms_app) as session:
         assert session.get(Sender, CAREGIVER).opted_out
 

@@ -19,7 +19,7 @@ from .language import choose, drop_unlikely_typos, language_by_name
 from .matching import Hit
 from .normalize import BREAK, tokens
 from .segments import fit, measure, smart_encode
-from .triage import Finding, assess
+from .triage import Finding, assess, drop_not_symptoms
 
 log = logging.getLogger(__name__)
 LOW_TEMPERATURE = "triage.low_temperature"
@@ -117,7 +117,8 @@ class Assistant:
         """The text's tokens and every phrase of the catalog found in them."""
         body = (text or "")[:MAX_TEXT_CHARS]
         toks = tokens(body)
-        return body, toks, drop_unlikely_typos(catalog.index.find(toks), toks, catalog.index, catalog.vocabulary)
+        hits = drop_unlikely_typos(catalog.index.find(toks), toks, catalog.index, catalog.vocabulary)
+        return body, toks, drop_not_symptoms(catalog, hits)
 
     def _answer(self, catalog: Catalog, body: str, toks: list[str], hits: list[Hit], finding: Finding,
                 state: State, media: int) -> Reply:

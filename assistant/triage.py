@@ -96,7 +96,9 @@ def negated_hits(hits: Sequence[Hit], toks: Sequence[str], vocabulary: Vocabular
             start = nxt[0].start
             end = max(h.end for h in nxt if h.start == start)
     for cue in after:
-        out.update(h for h in symptoms if cue.start - NEGATION_REACH <= h.end <= cue.start
+        # One word may stand between ("the fever finally went away"); more would reach past the end of the
+        # symptom's own clause in languages that put the verb last ("qandho ayuu qabaa, way ka tagtay").
+        out.update(h for h in symptoms if cue.start - 1 <= h.end <= cue.start
                    and clear(h.end, cue.start) and same_language(cue, h))
     for cue in before:  # inside a phrase's "...": "chest does not hurt", "가슴이 안 아파요"
         out.update(h for h in symptoms if h.skipped and cue.start in h.skipped and same_language(cue, h))
@@ -123,6 +125,19 @@ def fits_context(cue: Hit, toks: Sequence[str], vocabulary: Vocabulary) -> bool:
                 fit += not cue.target.locales.isdisjoint(langs)
         total += found
     return total == 0 or 2 * fit > total
+
+
+def drop_not_symptoms(catalog: Catalog, hits: Sequence[Hit]) -> list[Hit]:
+    """Symptom words inside an everyday phrase that is not a symptom ("hot weather", Korean "열 살" = ten
+    years old, Vietnamese "mì sốt cà" = noodles in tomato sauce) are not symptoms there."""
+    spans = [(h.start, h.end) for h in hits if h.target.kind == "not_symptom"]
+    if not spans:
+        return list(hits)
+
+    def symptom(h: Hit) -> bool:
+        return h.target.kind == "rule" or (h.target.kind == "topic" and catalog.topics[h.target.id].level == "call_now")
+
+    return [h for h in hits if not (symptom(h) and any(a <= h.start and h.end <= b for a, b in spans))]
 
 
 def read_temperatures(catalog: Catalog, toks: Sequence[str], hits: Sequence[Hit]) -> list[Reading]:

@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 WORDFREQ_CODES = {"en": "en", "es": "es", "zh_Hans": "zh", "vi": "vi", "ko": "ko", "tl": "fil", "ru": "ru",
                   "ar": "ar", "pt": "pt", "fr": "fr"}
 CATALOG_ZIPF = 5.0  # a word of the catalog's own text in a language counts as a common word there
+# ... and as one of the most common words in a language without frequency data (Haitian Creole, Somali),
+# whose small words ("li", "te", "ba") would otherwise always lose to a language with data.
+UNMEASURED_ZIPF = 6.5
 COMMON_ZIPF = 3.0  # about once per million words: "common" in a language the text is known to be in
 EVERYDAY_ZIPF = 4.0  # ten times that: "common" when the text's language is unknown ("fevr" is a rare French
 # abbreviation, and a lone "fevr" is a misspelled fever; "sinabi" is an everyday Tagalog verb)
@@ -72,7 +75,8 @@ class Vocabulary:
     def scores(self, word: str) -> dict[str, float]:
         scores = dict(self._freq.get(word, {}))
         for locale in self._own.get(word, ()):
-            scores[locale] = max(scores.get(locale, 0.0), CATALOG_ZIPF)
+            own = CATALOG_ZIPF if locale in WORDFREQ_CODES else UNMEASURED_ZIPF
+            scores[locale] = max(scores.get(locale, 0.0), own)
         return scores
 
     def languages(self, word: str) -> frozenset[str]:

@@ -42,7 +42,9 @@ def test_escalation_starts_with_action_and_number(assistant):
 
 def test_fever_medicine_advice(assistant):
     reply = assistant.reply("I gave her motrin for the fever", State())
-    assert reply.level == "call_now" and "Give no more fever medicine" in reply.text
+    assert reply.level == "call_now" and reply.topic == "fever"
+    assert "Give no fever medicine unless the team says so." in reply.text and "MORE" not in reply.text
+    assert reply.text.count("fever medicine") == 1  # said once
 
 
 def test_menu_and_digit(assistant):

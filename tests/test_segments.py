@@ -47,3 +47,16 @@ def test_fit_cuts_unspaced_scripts():
 
 def test_fit_leaves_short_text_alone():
     assert fit("Short.", 3, "MORE") == ("Short.", "")
+
+
+def test_a_cut_never_falls_inside_a_number():
+    # "100.4" must not become "100." in the first message and "4 F" in the next (the review's Arabic case).
+    # 167 letters of padding put the 3-segment limit just after "100." (where the old cut fell).
+    text = "ا" * 167 + " عند 38.0 C / 100.4 F أو أكثر. " + "ب" * 40
+    head, rest = fit(text, 3, "MORE")
+    assert "100." not in head or "100.4" in head
+    assert head.endswith("MORE") and rest
+    phone = "Call +1 617-555-0142 now. " + "x " * 200
+    for limit in (1, 2):
+        head, rest = fit(phone, limit, "MORE")
+        assert ("+1 617-555-0142" in head) or ("617" not in head), head

@@ -158,23 +158,48 @@ def language_by_name(languages: tuple[str, ...]) -> dict[str, str]:
     return names
 
 
+def text_languages(toks: Sequence[str], vocabulary: Vocabulary, skip: Sequence[str] = ()) -> frozenset[str]:
+    """The languages the text's known words (but ``skip``) are mostly in, each word's vote split between its
+    languages; empty when no word is known."""
+    votes: Counter[str] = Counter()
+    for tok in toks:
+        if tok == BREAK or tok[0].isdigit() or tok in skip or vocabulary.is_neutral(tok):
+            continue
+        langs = vocabulary.languages(tok)
+        for loc in langs:
+            votes[loc] += 1.0 / len(langs)
+    if not votes:
+        return frozenset()
+    best = max(votes.values())
+    return frozenset(loc for loc, v in votes.items() if v >= 0.75 * best)
+
+
+NEAR_TYPO = 0.9  # a typo this close is one letter dropped or added in a long word ("runnin"): always kept
+
+
 def drop_unlikely_typos(hits: Sequence[Hit], toks: Sequence[str], index: PhraseIndex,
                         vocabulary: Vocabulary) -> list[Hit]:
     """Typo-corrected hits only in a language the text's exact words show (a Tagalog "syang" is not a typo of a
-    Portuguese word), and never from a word that is an everyday word of those languages (a Somali form of
-    address is not a misspelled symptom). Without such evidence (a lone "fevr") a typo stays unless the
-    word is an everyday word of any of our languages."""
+    Portuguese word), and never from a word that is an everyday word of the text's own language (a Somali
+    form of address is not a misspelled symptom, "cooking" is not "choking"), unless the two differ only by
+    a letter in a long word. When the text's language is unknown (a lone "fevr"), only very common words
+    of any language are protected."""
+    if all(h.similarity == 1.0 for h in hits):
+        return list(hits)
     evidence: set[str] = set()
     for h in hits:
         if h.similarity == 1.0:
             evidence |= h.target.locales
+    # The text's language, from its other words: a typo must not vote for the language it is a word of.
+    own = text_languages(toks, vocabulary, skip=[t for t in toks if index.is_typo(t)]) or None
     out = []
     for h in hits:
         if h.similarity < 1.0:
             if evidence and evidence.isdisjoint(h.target.locales):
                 continue
-            typos = [toks[i] for i in range(h.start, h.end) if i not in h.skipped and index.is_typo(toks[i])]
-            if any(vocabulary.is_common(w, evidence or None) for w in typos):
-                continue
+            if h.similarity < NEAR_TYPO:
+                typos = [toks[i] for i in range(h.start, h.end) if i not in h.skipped and index.is_typo(toks[i])]
+                if any(vocabulary.is_common(w, own) for w in typos):
+                    continue
         out.append(h)
     return out

@@ -39,6 +39,7 @@ class RuleSource:
     topic: str | None = None
     advice: str | None = None
     when_negated: str | None = None  # level when negated: "not breathing" is the emergency itself
+    when_persisting: str | None = None  # level when said to go on: bleeding that "won't stop" is an emergency
 
 
 @dataclass(frozen=True)
@@ -138,9 +139,11 @@ def parse_source(texts: dict[str, str]) -> Source:
     rules = []
     for raw in triage_doc.get("rule", []):
         rule = RuleSource(id=raw["id"], level=raw["level"], phrases=tuple(raw["phrases"]),
-                          topic=raw.get("topic"), advice=raw.get("advice"), when_negated=raw.get("when_negated"))
-        if rule.when_negated not in (None, "emergency", "call_now"):
-            raise SourceError(f"messages/triage.toml: rule {rule.id}: when_negated must be emergency or call_now")
+                          topic=raw.get("topic"), advice=raw.get("advice"), when_negated=raw.get("when_negated"),
+                          when_persisting=raw.get("when_persisting"))
+        for name in ("when_negated", "when_persisting"):
+            if getattr(rule, name) not in (None, "emergency", "call_now"):
+                raise SourceError(f"messages/triage.toml: rule {rule.id}: {name} must be emergency or call_now")
         if rule.level not in ("emergency", "call_now", "none") or (rule.level == "none" and not rule.when_negated):
             raise SourceError(f"messages/triage.toml: rule {rule.id}: level must be emergency or call_now "
                               "(or none, with when_negated)")

@@ -17,6 +17,7 @@ from .vocabulary import EMPTY, Vocabulary
 LEVEL_RANK = {"none": 0, "info": 1, "call_now": 2, "emergency": 3}
 NEGATION_REACH = 2  # words allowed between "no" and the symptom: "no high fever", "sin nada de fiebre"
 CONTEXT_REACH = 3  # words looked at on each side of a negation to tell its language
+PERSISTING_REACH = 15  # words between a symptom and "won't stop" that still belong to it
 CONTEXT_WORDS = 2  # of which this many, at most, that belong to a language
 
 
@@ -140,6 +141,13 @@ def drop_not_symptoms(catalog: Catalog, hits: Sequence[Hit]) -> list[Hit]:
     return [h for h in hits if not (symptom(h) and any(a <= h.start and h.end <= b for a, b in spans))]
 
 
+def nearest_symptom(cue: Hit, symptoms: Sequence[Hit]) -> Hit:
+    """The symptom a cue is said of: the nearest one ("nosebleed this morning, he is still tired": tired)."""
+    def distance(h: Hit) -> int:
+        return max(h.start - cue.end, cue.start - h.end, 0)
+    return min(symptoms, key=distance)
+
+
 def read_temperatures(catalog: Catalog, toks: Sequence[str], hits: Sequence[Hit]) -> list[Reading]:
     """Numbers that are temperatures: with a unit, near a temperature word, decimal, or alone."""
     temp = catalog.source.temperature
@@ -190,6 +198,8 @@ def assess(catalog: Catalog, toks: Sequence[str], hits: Sequence[Hit], fever_thr
     normal = bool(readings) and all(low <= r.celsius < fever_threshold_c for r in readings)
     naming = [(h.start, h.end) for h in hits if h.target.kind == "temperature_words"]
     fired: list[tuple[int, str, str | None, str | None]] = []  # (rank, rule id, topic, advice)
+    persisting = [h for h in hits if h.target.kind == "persisting"]
+    symptoms = [h for h in hits if h.target.kind in ("rule", "topic")]
     for h in hits:
         if normal and _about_fever(catalog, h) and any(a < h.end and h.start < b for a, b in naming):
             continue
@@ -204,8 +214,14 @@ def assess(catalog: Catalog, toks: Sequence[str], hits: Sequence[Hit], fever_thr
             continue
         if h.target.kind == "rule":
             rule = catalog.rules[h.target.id]
-            if rule.level != "none":
-                fired.append((LEVEL_RANK[rule.level], rule.id, rule.topic, rule.advice))
+            level = rule.level
+            # "his nose is bleeding, we pressed for 20 minutes and it will not stop": however many words stand
+            # between, a "goes on" word near the symptom raises it (triage.md: bleeding that won't stop).
+            if rule.when_persisting and any(abs(p.start - h.start) <= PERSISTING_REACH
+                                            and nearest_symptom(p, symptoms).target == h.target for p in persisting):
+                level = rule.when_persisting
+            if level != "none":
+                fired.append((LEVEL_RANK[level], rule.id, rule.topic, rule.advice))
         elif h.target.kind == "topic" and catalog.topics[h.target.id].level == "call_now":
             fired.append((LEVEL_RANK["call_now"], h.target.id, h.target.id, None))
     reading = None

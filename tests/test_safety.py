@@ -107,13 +107,29 @@ def test_emergencies_with_words_in_between(assistant, text):
     assert assistant.reply(text).level == "emergency", text
 
 
+@pytest.mark.parametrize("text", [
+    "his nose has been bleeding for 20 minutes, we pressed with ice and it will not stop",
+    "son nez saigne depuis tout à l'heure et ça veut pas s'arrêter",
+    "le sangra la nariz desde hace rato y no para",
+    "他流鼻血 已经按了好久了还是一直流 止不住",
+])
+def test_bleeding_said_to_go_on_is_an_emergency_however_far_apart(assistant, text):
+    assert assistant.reply(text).level == "emergency", text
+
+
+def test_a_goes_on_word_belongs_to_the_nearest_symptom(assistant):
+    assert assistant.reply("nosebleed this morning, he is still tired").level == "call_now"
+
+
 # --- typos never come from everyday words -------------------------------------------------------------------
-@pytest.mark.parametrize("text", ["sinabi ng doktor na okay", "mahadsanid walaal", "kuya salamat po"])
+@pytest.mark.parametrize("text", ["sinabi ng doktor na okay", "mahadsanid walaal", "kuya salamat po",
+                                  "im cooking dinner"])
 def test_everyday_words_are_not_read_as_misspelled_symptoms(assistant, text):
     assert not assistant.reply(text).finding.escalates, text
 
 
-@pytest.mark.parametrize(("text", "topic"), [("fevr", "fever"), ("hedache", "headache"), ("vacsine", "vaccine")])
+@pytest.mark.parametrize(("text", "topic"), [("fevr", "fever"), ("he has a fevr", "fever"), ("hedache", "headache"),
+                                            ("vacsine", "vaccine"), ("he been runnin a temp", "fever")])
 def test_real_typos_are_still_forgiven(assistant, text, topic):
     assert assistant.reply(text).topic == topic
 

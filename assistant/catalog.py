@@ -25,7 +25,7 @@ from babel.messages.pofile import PoFileError, read_po
 
 from .language import accented_words
 from .matching import PhraseIndex
-from .normalize import BREAK, phrase_tokens
+from .normalize import BREAK, accented_tokens, phrase_tokens
 from .source import RuleSource, Source, SourceError, TopicSource, read_source, split_list
 from .vocabulary import EMPTY as EMPTY_VOCABULARY
 from .vocabulary import Vocabulary, frequency_table
@@ -82,6 +82,9 @@ class Catalog:
     unreviewed_lists: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     accented: Mapping[str, frozenset[str]] = field(default_factory=dict)  # "fatigué" -> {"fr"}
     vocabulary: Vocabulary = EMPTY_VOCABULARY  # which languages a word is a word of
+    # Tone languages: folded word -> its spellings in that language's phrases ("oi" -> {"ói"}), so a text
+    # written with tones matches only the words it spells ("anh ơi" is not "ói", vomiting).
+    toned: Mapping[tuple[str, str, str], frozenset[str]] = field(default_factory=dict)
     names: Mapping[str, str] = field(default_factory=dict)
     problems: tuple[Problem, ...] = ()
     serve_unreviewed: bool = True
@@ -199,6 +202,7 @@ def build_catalog(source: Source, pos: Mapping[str, object], *, serve_unreviewed
         names=MappingProxyType({code: language_name(code) for code in source.languages}),
         accented=MappingProxyType(accented_words((loc, item) for (_k, _i, loc, item) in rows)),
         vocabulary=Vocabulary(frequency_table(source.languages), catalog_words(texts, rows)),
+        toned=MappingProxyType(toned_spellings(rows)),
         problems=tuple(problems), serve_unreviewed=serve_unreviewed,
     )
 
@@ -212,6 +216,24 @@ def phrase_rows(lists: Mapping[str, Mapping[str, tuple[str, ...]]]) -> list[tupl
 def command_words(rows) -> set[str]:
     """Carrier and command words: never typo-matched onto or from (CANCEL is not CANCER)."""
     return {tok for (kind, _i, _l, item) in rows if kind == "command" for tok in phrase_tokens(item)}
+
+
+TONE_LOCALES = ("vi",)  # languages whose tone marks tell words apart
+
+
+def toned_spellings(rows) -> dict[tuple[str, str, str], frozenset[str]]:
+    """(kind, id, folded word) -> the spellings with tones that the tone languages' phrases for that rule or
+    topic use for the word."""
+    out: dict[tuple[str, str, str], set[str]] = {}
+    for (kind, ident, locale, item) in rows:
+        if locale not in TONE_LOCALES or kind not in ("topic", "rule"):
+            continue
+        phrase = item.replace("*", " ").replace("...", " ")
+        folded, written = phrase_tokens(phrase), accented_tokens(phrase)
+        if len(folded) == len(written):
+            for f, w in zip(folded, written, strict=True):
+                out.setdefault((kind, ident, f), set()).add(w)
+    return {key: frozenset(ws) for key, ws in out.items()}
 
 
 def catalog_words(texts: Mapping[str, Mapping[str, Text]], rows) -> set[tuple[str, str]]:

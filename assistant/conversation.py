@@ -13,11 +13,11 @@ from functools import lru_cache
 
 from babel.numbers import format_decimal
 
-from .catalog import Catalog, CatalogStore
+from .catalog import TONE_LOCALES, Catalog, CatalogStore
 from .config import Settings
-from .language import choose, drop_unlikely_typos, language_by_name
+from .language import choose, drop_mistoned, drop_unlikely_typos, language_by_name
 from .matching import Hit
-from .normalize import BREAK, tokens
+from .normalize import BREAK, accented_tokens, tokens
 from .segments import fit, measure, smart_encode
 from .triage import Finding, assess, drop_not_symptoms
 
@@ -118,6 +118,8 @@ class Assistant:
         body = (text or "")[:MAX_TEXT_CHARS]
         toks = tokens(body)
         hits = drop_unlikely_typos(catalog.index.find(toks), toks, catalog.index, catalog.vocabulary)
+        if catalog.toned and not body.isascii():
+            hits = drop_mistoned(hits, toks, accented_tokens(body), catalog.toned, TONE_LOCALES)
         return body, toks, drop_not_symptoms(catalog, hits)
 
     def _answer(self, catalog: Catalog, body: str, toks: list[str], hits: list[Hit], finding: Finding,

@@ -174,16 +174,13 @@ def text_languages(toks: Sequence[str], vocabulary: Vocabulary, skip: Sequence[s
     return frozenset(loc for loc, v in votes.items() if v >= 0.75 * best)
 
 
-NEAR_TYPO = 0.9  # a typo this close is one letter dropped or added in a long word ("runnin"): always kept
-
-
 def drop_unlikely_typos(hits: Sequence[Hit], toks: Sequence[str], index: PhraseIndex,
                         vocabulary: Vocabulary) -> list[Hit]:
     """Typo-corrected hits only in a language the text's exact words show (a Tagalog "syang" is not a typo of a
     Portuguese word), and never from a word that is an everyday word of the text's own language (a Somali
-    form of address is not a misspelled symptom, "cooking" is not "choking"), unless the two differ only by
-    a letter in a long word. When the text's language is unknown (a lone "fevr"), only very common words
-    of any language are protected."""
+    form of address is not a misspelled symptom, "cooking" is not "choking", "humihina" is not "humihinga").
+    When the text's language is unknown (a lone "fevr"), only very common words of any language are
+    protected."""
     if all(h.similarity == 1.0 for h in hits):
         return list(hits)
     evidence: set[str] = set()
@@ -197,9 +194,47 @@ def drop_unlikely_typos(hits: Sequence[Hit], toks: Sequence[str], index: PhraseI
         if h.similarity < 1.0:
             if evidence and evidence.isdisjoint(h.target.locales):
                 continue
-            if h.similarity < NEAR_TYPO:
-                typos = [toks[i] for i in range(h.start, h.end) if i not in h.skipped and index.is_typo(toks[i])]
-                if any(vocabulary.is_common(w, own) for w in typos):
-                    continue
+            typos = [toks[i] for i in range(h.start, h.end) if i not in h.skipped and index.is_typo(toks[i])]
+            if any(vocabulary.is_common(w, own) for w in typos):
+                continue
         out.append(h)
     return out
+
+
+def drop_mistoned(hits: Sequence[Hit], toks: Sequence[str], written: Sequence[str],
+                  toned: Mapping[tuple[str, str, str], frozenset[str]], locales: Iterable[str]) -> list[Hit]:
+    """Hits of a tone language's own phrases whose words the text writes with other tones ("anh ơi mai" is
+    not "ói mãi", vomiting all the time). Words written without tones still match: phones often drop them."""
+    locales = frozenset(locales)
+    if len(written) != len(toks) or not any(w != t for w, t in zip(written, toks, strict=True)):
+        return list(hits)
+    out = []
+    for h in hits:
+        if h.target.locales <= locales and h.similarity == 1.0 and h.target.kind in ("topic", "rule"):
+            positions = [i for i in range(h.start, h.end) if i not in h.skipped]
+            spellings = [toned.get((h.target.kind, h.target.id, toks[i])) for i in positions]
+            if any(written[i] != toks[i] and known and not any(_marks_fit(written[i], k) for k in known)
+                   for i, known in zip(positions, spellings, strict=True)):
+                continue
+        out.append(h)
+    return out
+
+
+def _marks(word: str) -> list[frozenset[str]]:
+    """The accent and tone marks on each letter of ``word``."""
+    out: list[set[str]] = []
+    for ch in unicodedata.normalize("NFD", word):
+        if unicodedata.combining(ch) and out:
+            out[-1].add(ch)
+        else:
+            out.append(set())
+    return [frozenset(m) for m in out]
+
+
+def _marks_fit(written: str, spelling: str) -> bool:
+    """Whether ``written`` could be ``spelling`` typed with some marks left out ("sôt" for "sốt"), but not
+    with other marks ("ơi" is not "ói")."""
+    w, k = _marks(written), _marks(spelling)
+    if len(k) < len(w):  # a stem ("ói*") spells the start of the word
+        w = w[: len(k)]
+    return len(w) == len(k) and all(a <= b for a, b in zip(w, k, strict=True))

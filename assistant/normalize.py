@@ -61,10 +61,25 @@ def fold(text: str) -> str:
     return unicodedata.normalize("NFKC", text).casefold().translate(_FOLD)
 
 
+# Folding without taking accents and tones off: the same tokens, spelled as written ("ơi", not "oi").
+_KEEP_ACCENTS = {cp: v for cp, v in _FOLD.items()
+                 if (v is not None and not unicodedata.category(chr(cp)).startswith("L")) or chr(cp) in "'’‘ʼ`´"}
+
+
 def tokens(text: str) -> list[str]:
     """The matching tokens of ``text``; sentence punctuation becomes :data:`BREAK`."""
+    return _tokens(fold(text))
+
+
+def accented_tokens(text: str) -> list[str]:
+    """:func:`tokens` with the accents and tones kept, position for position (when the text's marks are
+    all composed; otherwise the two lists may differ in length)."""
+    return _tokens(unicodedata.normalize("NFKC", text).casefold().translate(_KEEP_ACCENTS))
+
+
+def _tokens(folded: str) -> list[str]:
     out = []
-    for tok in _TOKEN.findall(fold(text)):
+    for tok in _TOKEN.findall(folded):
         ch = tok[0]
         if ch.isdigit():
             out.append(tok)

@@ -118,8 +118,9 @@ class Assistant:
         body = (text or "")[:MAX_TEXT_CHARS]
         toks = tokens(body)
         hits = drop_unlikely_typos(catalog.index.find(toks), toks, catalog.index, catalog.vocabulary)
-        if catalog.toned and not body.isascii():
-            hits = drop_mistoned(hits, toks, accented_tokens(body), catalog.toned, TONE_LOCALES)
+        if catalog.toned:
+            hits = drop_mistoned(hits, toks, accented_tokens(body) if not body.isascii() else toks,
+                                 catalog.toned, TONE_LOCALES)
         return body, toks, drop_not_symptoms(catalog, hits)
 
     def _answer(self, catalog: Catalog, body: str, toks: list[str], hits: list[Hit], finding: Finding,

@@ -204,9 +204,10 @@ def drop_unlikely_typos(hits: Sequence[Hit], toks: Sequence[str], index: PhraseI
 def drop_mistoned(hits: Sequence[Hit], toks: Sequence[str], written: Sequence[str],
                   toned: Mapping[tuple[str, str, str], frozenset[str]], locales: Iterable[str]) -> list[Hit]:
     """Hits of a tone language's own phrases whose words the text writes with other tones ("anh ơi mai" is
-    not "ói mãi", vomiting all the time). Words written without tones still match: phones often drop them."""
+    not "ói mãi", vomiting all the time). Words written without tones still match (phones often drop them),
+    but for a one-word phrase of up to three letters."""
     locales = frozenset(locales)
-    if len(written) != len(toks) or not any(w != t for w, t in zip(written, toks, strict=True)):
+    if len(written) != len(toks):
         return list(hits)
     out = []
     for h in hits:
@@ -215,6 +216,11 @@ def drop_mistoned(hits: Sequence[Hit], toks: Sequence[str], written: Sequence[st
             spellings = [toned.get((h.target.kind, h.target.id, toks[i])) for i in positions]
             if any(written[i] != toks[i] and known and not any(_marks_fit(written[i], k) for k in known)
                    for i, known in zip(positions, spellings, strict=True)):
+                continue
+            # A word of three letters or fewer alone ("nôn", "ói") is another language's word without its
+            # tones ("non", "oi"): it counts only as written with them.
+            if len(positions) == 1 and len(toks[positions[0]]) <= 3 and spellings[0] \
+                    and toks[positions[0]] not in spellings[0] and written[positions[0]] == toks[positions[0]]:
                 continue
         out.append(h)
     return out

@@ -25,6 +25,7 @@ MAX_GAP = 4.0
 MIN_FUZZY_LEN = 4  # shorter words must match exactly: "lol" is not "low"
 LONG_WORD = 8  # from this length a typo may be in the first letter too
 FUZZY_KINDS = ("topic", "rule", "temperature_words")
+_ARABIC_AND = "\u0648"  # و
 _CJK_CHAR = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 # Normalised Indel similarity a typo must reach. bench/cutoffs.py measures it: 0.79 keeps ~88 % of
 # one-letter typos of keywords (one substitution in a five-letter word is 0.80) while raising it to 0.84 loses
@@ -150,6 +151,9 @@ class PhraseIndex:
             exact = tok in self.words
             if exact:
                 alts.append((tok, 1.0))
+            if tok[0] == _ARABIC_AND and len(tok) >= 3 and tok[1:] in self.words:
+                # Arabic writes "and" joined to the next word: "ومش" is "و" + "مش".
+                alts.append((tok[1:], 1.0))
             for n in self.stem_lengths:
                 if n > len(tok):
                     break

@@ -120,7 +120,7 @@ class Assistant:
         hits = drop_unlikely_typos(catalog.index.find(toks), toks, catalog.index, catalog.vocabulary)
         if catalog.toned:
             hits = drop_mistoned(hits, toks, accented_tokens(body) if not body.isascii() else toks,
-                                 catalog.toned, TONE_LOCALES)
+                                 catalog.toned, TONE_LOCALES, catalog.vocabulary, catalog.languages)
         return body, toks, drop_not_symptoms(catalog, hits)
 
     def _answer(self, catalog: Catalog, body: str, toks: list[str], hits: list[Hit], finding: Finding,

@@ -202,11 +202,13 @@ def drop_unlikely_typos(hits: Sequence[Hit], toks: Sequence[str], index: PhraseI
 
 
 def drop_mistoned(hits: Sequence[Hit], toks: Sequence[str], written: Sequence[str],
-                  toned: Mapping[tuple[str, str, str], frozenset[str]], locales: Iterable[str]) -> list[Hit]:
+                  toned: Mapping[tuple[str, str, str], frozenset[str]], locales: Iterable[str],
+                  vocabulary: Vocabulary, languages: Iterable[str]) -> list[Hit]:
     """Hits of a tone language's own phrases whose words the text writes with other tones ("anh ơi mai" is
     not "ói mãi", vomiting all the time). Words written without tones still match (phones often drop them),
     but for a one-word phrase of up to three letters."""
     locales = frozenset(locales)
+    others = [loc for loc in languages if loc not in locales]
     if len(written) != len(toks):
         return list(hits)
     out = []
@@ -217,10 +219,11 @@ def drop_mistoned(hits: Sequence[Hit], toks: Sequence[str], written: Sequence[st
             if any(written[i] != toks[i] and known and not any(_marks_fit(written[i], k) for k in known)
                    for i, known in zip(positions, spellings, strict=True)):
                 continue
-            # A word of three letters or fewer alone ("nôn", "ói") is another language's word without its
-            # tones ("non", "oi"): it counts only as written with them.
-            if len(positions) == 1 and len(toks[positions[0]]) <= 3 and spellings[0] \
-                    and toks[positions[0]] not in spellings[0] and written[positions[0]] == toks[positions[0]]:
+            # A short word alone ("nôn", "ói") written without its tones may be an everyday word of another
+            # language ("non", "oi"): then it counts only as written with them. ("sot" alone is still fever.)
+            i = positions[0]
+            if len(positions) == 1 and len(toks[i]) <= 3 and spellings[0] and toks[i] not in spellings[0] \
+                    and written[i] == toks[i] and vocabulary.is_everyday(toks[i], others):
                 continue
         out.append(h)
     return out

@@ -138,7 +138,13 @@ def drop_not_symptoms(catalog: Catalog, hits: Sequence[Hit]) -> list[Hit]:
     def symptom(h: Hit) -> bool:
         return h.target.kind == "rule" or (h.target.kind == "topic" and catalog.topics[h.target.id].level == "call_now")
 
-    return [h for h in hits if not (symptom(h) and any(a <= h.start and h.end <= b for a, b in spans))]
+    def covered(h: Hit) -> bool:
+        # Inside the phrase, or, short of an emergency, sharing words with it ("so hot outside": "so hot").
+        # An emergency is never hidden by a phrase that only overlaps it ("숨을 잘 못 쉬어요", can't breathe well).
+        emergency = h.target.kind == "rule" and catalog.rules[h.target.id].level == "emergency"
+        return any((a <= h.start and h.end <= b) or (not emergency and a < h.end and h.start < b) for a, b in spans)
+
+    return [h for h in hits if not (symptom(h) and covered(h))]
 
 
 def nearest_symptom(cue: Hit, symptoms: Sequence[Hit]) -> Hit:

@@ -98,6 +98,11 @@ class Vocabulary:
             return any(z >= EVERYDAY_ZIPF for z in scores.values())
         return any(scores.get(loc, 0.0) >= COMMON_ZIPF for loc in locales)
 
+    def is_everyday(self, word: str, locales: Iterable[str]) -> bool:
+        """Whether ``word`` is a very common word in one of ``locales``."""
+        scores = self.scores(word)
+        return any(scores.get(loc, 0.0) >= EVERYDAY_ZIPF for loc in locales)
+
     def is_neutral(self, word: str) -> bool:
         """A word of many of our languages (a drug name, "ok"): no sign of any one language."""
         return len(self.languages(word)) >= NEUTRAL_SHARE

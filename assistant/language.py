@@ -90,7 +90,7 @@ def choose(text: str, hits: Sequence[Hit], languages: Sequence[str], preference:
     for i, locs in hint_positions.items():
         if vocabulary is not None and i < len(toks):
             # A small word of one language's list that is as common in others ("a", "le") is shared.
-            locs = locs | (vocabulary.languages(toks[i]) & set(languages))
+            locs = locs | vocabulary.languages(toks[i])  # the vocabulary knows only our languages
         for loc in locs:
             votes[loc] += 1.0 / len(locs)
     if vocabulary is not None:
@@ -99,7 +99,7 @@ def choose(text: str, hits: Sequence[Hit], languages: Sequence[str], preference:
         for i, tok in enumerate(toks):
             if i in matched or tok == BREAK or tok[0].isdigit() or vocabulary.is_neutral(tok):
                 continue
-            locs = vocabulary.languages(tok) & set(languages)
+            locs = vocabulary.languages(tok)
             for loc in locs:
                 votes[loc] += WORD_WEIGHT / len(locs)
     by_script = script_locale(text, languages)
@@ -122,9 +122,8 @@ def choose(text: str, hits: Sequence[Hit], languages: Sequence[str], preference:
         return LanguageChoice(preference, False)
     if preference:
         return LanguageChoice(tied[0] if len(tied) == 1 else preference, len(tied) == 1 and strong)
-    ranked = sorted(votes, key=lambda loc: (-votes[loc], loc != default, languages.index(loc)
-                                            if loc in languages else len(languages)))
-    ranked = [loc for loc in ranked if loc in languages]
+    order = {loc: i for i, loc in enumerate(languages)}
+    ranked = sorted((loc for loc in votes if loc in order), key=lambda loc: (-votes[loc], loc != default, order[loc]))
     first = ranked[0]
     close = [loc for loc in ranked[1:] if best - votes[loc] < UNSURE_MARGIN]
     return LanguageChoice(first, len(tied) == 1 and strong, close[0] if close else None)

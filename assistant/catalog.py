@@ -27,8 +27,8 @@ from .language import accented_words
 from .matching import PhraseIndex
 from .normalize import BREAK, accented_tokens, phrase_tokens
 from .source import RuleSource, Source, SourceError, TopicSource, read_source, split_list
+from .vocabulary import COMMON_ZIPF, Vocabulary, frequency_table
 from .vocabulary import EMPTY as EMPTY_VOCABULARY
-from .vocabulary import Vocabulary, frequency_table
 
 log = logging.getLogger(__name__)
 PLACEHOLDER = re.compile(r"\{(\w*)\}")
@@ -189,7 +189,7 @@ def build_catalog(source: Source, pos: Mapping[str, object], *, serve_unreviewed
                     and locale != SOURCE_LOCALE:
                 problems.append(Problem(locale, e.context, "safety template missing; English is served"))
 
-    rows = phrase_rows(lists)
+    rows = english_phrases(phrase_rows(lists), texts)
     index = PhraseIndex(rows, protected=command_words(rows), known=known_words(texts))
     return Catalog(
         source=source, languages=source.languages,
@@ -211,6 +211,34 @@ def phrase_rows(lists: Mapping[str, Mapping[str, tuple[str, ...]]]) -> list[tupl
     """(kind, id, locale, phrase) for every list item of every language."""
     return [(*_target(ctx), locale, item) for locale, by_ctx in lists.items() for ctx, items in by_ctx.items()
             for item in items]
+
+
+def english_phrases(rows: list[tuple[str, str, str, str]],
+                    texts: Mapping[str, Mapping[str, Text]]) -> list[tuple[str, str, str, str]]:
+    """The rows, plus an English row for each phrase another language lists in English words only ("has a
+    fever" in a Spanish list, for Spanglish): such a phrase is a sign of English as much as of that language."""
+    english = {tok for (_k, _i, loc, item) in rows if loc == SOURCE_LOCALE
+               for tok in phrase_tokens(item.replace("*", " "))}
+    english |= {tok for text in texts.get(SOURCE_LOCALE, {}).values() for tok in phrase_tokens(text.string)}
+    own = {}
+    for loc, by_ctx in texts.items():
+        own[loc] = {tok for text in by_ctx.values() for tok in phrase_tokens(text.string)}
+    have = {(k, i, item) for (k, i, loc, item) in rows if loc == SOURCE_LOCALE}
+    freq = frequency_table(tuple(texts))
+
+    def local(word: str, loc: str) -> bool:
+        return (word in own.get(loc, ()) and word not in english) or freq.get(word, {}).get(loc, 0.0) >= COMMON_ZIPF
+
+    extra = []
+    for kind, ident, loc, item in rows:
+        if loc == SOURCE_LOCALE or kind not in ("topic", "rule") or (kind, ident, item) in have:
+            continue
+        words = [t for t in phrase_tokens(item.replace("*", " ").replace("...", " ")) if t != BREAK]
+        if words and all(w in english or freq.get(w, {}).get(SOURCE_LOCALE, 0.0) >= COMMON_ZIPF for w in words) \
+                and not all(local(w, loc) for w in words):
+            extra.append((kind, ident, SOURCE_LOCALE, item))
+            have.add((kind, ident, item))
+    return rows + extra
 
 
 def command_words(rows) -> set[str]:
@@ -239,10 +267,14 @@ def toned_spellings(rows) -> dict[tuple[str, str, str], frozenset[str]]:
 def catalog_words(texts: Mapping[str, Mapping[str, Text]], rows) -> set[tuple[str, str]]:
     """(locale, word) for every word of each language's own texts and lists. English texts are the source
     of every language's fallback, so they count for English only."""
-    words = {(locale, tok) for locale, by_ctx in texts.items() for text in by_ctx.values()
-             for tok in phrase_tokens(text.string)}
-    words |= {(locale, tok) for (_k, _i, locale, item) in rows for tok in phrase_tokens(item.replace("*", " "))}
-    return {(locale, w) for locale, w in words if w != BREAK and not w[0].isdigit()}
+    written = {(locale, tok) for locale, by_ctx in texts.items() for text in by_ctx.values()
+               for tok in phrase_tokens(text.string)}
+    listed = {(locale, tok) for (_k, _i, locale, item) in rows for tok in phrase_tokens(item.replace("*", " "))}
+    # Lists mix in the English words bilingual parents use ("may fever si baby") and texts the English
+    # commands (MENU): those stay English.
+    english = {w for loc, w in listed if loc == SOURCE_LOCALE}
+    return {(loc, w) for loc, w in written | listed if w != BREAK and not w[0].isdigit()
+            and (loc == SOURCE_LOCALE or w not in english)}
 
 
 def known_words(texts: Mapping[str, Mapping[str, Text]]) -> set[str]:

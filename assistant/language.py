@@ -123,6 +123,13 @@ def choose(text: str, hits: Sequence[Hit], languages: Sequence[str], preference:
     if preference:
         return LanguageChoice(tied[0] if len(tied) == 1 else preference, len(tied) == 1 and strong)
     order = {loc: i for i, loc in enumerate(languages)}
+    if len(tied) > 1 and vocabulary is not None:
+        # A tie ("fièvre" is in the French and the Haitian lists): the language the words are measured to
+        # be common in goes first.
+        measured = {loc: sum(vocabulary.frequency(t, loc) for t in toks) for loc in tied}
+        for loc in tied:
+            votes[loc] += 1e-3 * measured[loc]
+        best = max(votes.values())
     ranked = sorted((loc for loc in votes if loc in order), key=lambda loc: (-votes[loc], loc != default, order[loc]))
     first = ranked[0]
     close = [loc for loc in ranked[1:] if best - votes[loc] < UNSURE_MARGIN]
@@ -219,10 +226,12 @@ def drop_mistoned(hits: Sequence[Hit], toks: Sequence[str], written: Sequence[st
                    for i, known in zip(positions, spellings, strict=True)):
                 continue
             # A short word alone ("nôn", "ói") written without its tones may be an everyday word of another
-            # language ("non", "oi"): then it counts only as written with them. ("sot" alone is still fever.)
+            # language ("non merci", "oi tia"): then it counts only with its tones or among Vietnamese words.
+            # ("sot" alone is still fever: it is no everyday word elsewhere.)
             i = positions[0]
-            if len(positions) == 1 and len(toks[i]) <= 3 and spellings[0] and toks[i] not in spellings[0] \
-                    and written[i] == toks[i] and vocabulary.is_everyday(toks[i], others):
+            if len(positions) == 1 and len(toks[i]) <= 3 and written[i] == toks[i] \
+                    and vocabulary.is_everyday(toks[i], others) \
+                    and not locales & text_languages(toks, vocabulary, skip=[toks[i]]):
                 continue
         out.append(h)
     return out

@@ -163,7 +163,8 @@ class PhraseIndex:
                 # "*mab" needs a real word before the ending: "rituximab", not "mab" itself.
                 if n + 3 <= len(tok) and tok[-n:] in self.suffixes:
                     alts.append((("suffix", tok[-n:]), 1.0))
-            if not alts and len(tok) >= MIN_FUZZY_LEN and tok not in self.known and tok not in self.words \
+            # A word matched only as the start of a longer one ("imuno*") may still be a typo of a whole word.
+            if not exact and len(tok) >= MIN_FUZZY_LEN and tok not in self.known \
                     and not tok[0].isdigit() and not self._is_unspaced(tok):
                 alts.extend(self._typo_candidates(tok))
         result = tuple(alts)
@@ -172,9 +173,8 @@ class PhraseIndex:
         return result
 
     def is_typo(self, tok: str) -> bool:
-        """Whether ``tok`` matches only as a typo (no word, stem or ending of the catalog is exactly it)."""
-        alts = self.alternatives(tok)
-        return bool(alts) and all(sim < 1.0 for _key, sim in alts)
+        """Whether ``tok`` may match as a typo (it is no word of the catalog itself)."""
+        return tok not in self.words and any(sim < 1.0 for _key, sim in self.alternatives(tok))
 
     def _typo_candidates(self, tok: str) -> list[tuple[object, float]]:
         best: dict[object, float] = {}

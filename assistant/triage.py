@@ -18,7 +18,6 @@ LEVEL_RANK = {"none": 0, "info": 1, "call_now": 2, "emergency": 3}
 NEGATION_REACH = 2  # words allowed between "no" and the symptom: "no high fever", "sin nada de fiebre"
 CONTEXT_REACH = 3  # words looked at on each side of a negation to tell its language
 PERSISTING_REACH = 15  # words between a symptom and "won't stop" that still belong to it
-CONTEXT_WORDS = 2  # of which this many, at most, that belong to a language
 
 
 @dataclass(frozen=True)
@@ -80,8 +79,9 @@ def negated_hits(hits: Sequence[Hit], toks: Sequence[str], vocabulary: Vocabular
 
     out: set[Hit] = set()
     for cue in before:
-        first = [h for h in symptoms if cue.end <= h.start <= cue.end + NEGATION_REACH and clear(cue.end, h.start)
-                 and same_language(cue, h)]
+        # A symptom phrase may also start inside the negation's own words: "pa fè" + "fè kriz" (Haitian).
+        first = [h for h in symptoms if ((cue.end <= h.start <= cue.end + NEGATION_REACH and clear(cue.end, h.start))
+                                         or cue.start < h.start < cue.end < h.end) and same_language(cue, h)]
         if not first:
             continue
         start = first[0].start
@@ -107,14 +107,15 @@ def negated_hits(hits: Sequence[Hit], toks: Sequence[str], vocabulary: Vocabular
 
 
 def fits_context(cue: Hit, toks: Sequence[str], vocabulary: Vocabulary) -> bool:
-    """Whether the words beside a cue are mostly of the cue's language: the nearest two words on each side
-    (within the sentence) that belong to some of our languages but not to most of them (a drug name says
-    nothing). With no such word, the cue counts."""
-    fit = total = 0
-    for step, i in ((-1, cue.start - 1), (1, cue.end)):
-        found = 0
+    """Whether the words beside a cue are of the cue's language: the nearest word on the side of the symptom
+    it would deny (after "no", before "went away") that belongs to some of our languages but not to most of
+    them (a drug name says nothing), else the nearest on the other side, within the sentence. With no such
+    word, the cue counts."""
+    after = cue.target.kind == "negation_after"
+    sides = ((-1, cue.start - 1), (1, cue.end)) if after else ((1, cue.end), (-1, cue.start - 1))
+    for step, i in sides:
         for _ in range(CONTEXT_REACH):
-            if found == CONTEXT_WORDS or not 0 <= i < len(toks) or toks[i] == BREAK:
+            if not 0 <= i < len(toks) or toks[i] == BREAK:
                 break
             word = toks[i]
             i += step
@@ -122,10 +123,8 @@ def fits_context(cue: Hit, toks: Sequence[str], vocabulary: Vocabulary) -> bool:
                 continue
             langs = vocabulary.languages(word)
             if langs:
-                found += 1
-                fit += not cue.target.locales.isdisjoint(langs)
-        total += found
-    return total == 0 or 2 * fit > total
+                return not cue.target.locales.isdisjoint(langs)
+    return True
 
 
 def drop_not_symptoms(catalog: Catalog, hits: Sequence[Hit]) -> list[Hit]:
@@ -207,7 +206,7 @@ def assess(catalog: Catalog, toks: Sequence[str], hits: Sequence[Hit], fever_thr
     naming = [(h.start, h.end) for h in hits if h.target.kind == "temperature_words"]
     fired: list[tuple[int, str, str | None, str | None]] = []  # (rank, rule id, topic, advice)
     persisting = [h for h in hits if h.target.kind == "persisting"]
-    symptoms = [h for h in hits if h.target.kind in ("rule", "topic")]
+    topics = [h for h in hits if h.target.kind == "topic"]
     for h in hits:
         if normal and _about_fever(catalog, h) and any(a < h.end and h.start < b for a, b in naming):
             continue
@@ -225,8 +224,10 @@ def assess(catalog: Catalog, toks: Sequence[str], hits: Sequence[Hit], fever_thr
             level = rule.level
             # "his nose is bleeding, we pressed for 20 minutes and it will not stop": however many words stand
             # between, a "goes on" word near the symptom raises it (triage.md: bleeding that won't stop).
+            # The word belongs to the nearest topic ("nosebleed, still tired"); other rules' words are often
+            # where it bleeds ("blood by the catheter won't stop").
             if rule.when_persisting and any(abs(p.start - h.start) <= PERSISTING_REACH
-                                            and nearest_symptom(p, symptoms).target == h.target for p in persisting):
+                                            and nearest_symptom(p, [h, *topics]) is h for p in persisting):
                 level = rule.when_persisting
             if level != "none":
                 fired.append((LEVEL_RANK[level], rule.id, rule.topic, rule.advice))

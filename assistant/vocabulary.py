@@ -98,9 +98,14 @@ class Vocabulary:
             return any(z >= EVERYDAY_ZIPF for z in scores.values())
         return any(scores.get(loc, 0.0) >= COMMON_ZIPF for loc in locales)
 
+    def frequency(self, word: str, locale: str) -> float:
+        """The measured Zipf frequency of ``word`` in ``locale`` (0 without data)."""
+        return self._freq.get(word, {}).get(locale, 0.0)
+
     def is_everyday(self, word: str, locales: Iterable[str]) -> bool:
-        """Whether ``word`` is a very common word in one of ``locales``."""
-        scores = self.scores(word)
+        """Whether ``word`` is measured as a very common word in one of ``locales`` (frequency data only: a
+        catalog's own words say a word exists there, not how common it is)."""
+        scores = self._freq.get(word, {})
         return any(scores.get(loc, 0.0) >= EVERYDAY_ZIPF for loc in locales)
 
     def is_neutral(self, word: str) -> bool:

@@ -219,8 +219,6 @@ SETS = {
 KNOWN_MISSES = {
     "ho": "Vietnamese 'ho' (cough) alone is also Tagalog 'ho' (politeness) and English 'ho'; a cough escalates "
           "with any other word ('bị ho', 'còn ho', 'ho nhiều').",
-    "qandhadii way ka tagtay": "Somali 'ka tagtay' (went away) also means 'left' ('she left school'): the fever "
-                               "escalates rather than risk a missed one.",
 }
 
 

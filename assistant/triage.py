@@ -162,6 +162,9 @@ def read_temperatures(catalog: Catalog, toks: Sequence[str], hits: Sequence[Hit]
                   or (h.target.kind == "rule" and h.target.id == "feels_hot") for h in hits)
     words = [t for t in toks if t != BREAK]
     alone = len(words) <= 2
+    # "38 point 5", "38度5", "38 и 2", "38 y medio": a whole number, a decimal or "half" word, and the rest.
+    decimal = {h.start: h.end for h in hits if h.target.kind == "decimal_words"}
+    half = {h.start: h.end for h in hits if h.target.kind == "half_words"}
     out = []
     for i, tok in enumerate(toks):
         if not tok[0].isdigit():
@@ -170,7 +173,15 @@ def read_temperatures(catalog: Catalog, toks: Sequence[str], hits: Sequence[Hit]
             value = float(tok.replace(",", "."))
         except ValueError:
             continue
-        nxt = toks[i + 1] if i + 1 < len(toks) else ""
+        after = i + 1
+        if tok.isdigit() and i + 1 in half:
+            value, after = value + 0.5, half[i + 1]
+            tok = f"{value}"
+        elif tok.isdigit() and i + 1 in decimal and decimal[i + 1] < len(toks) \
+                and toks[decimal[i + 1]].isdigit() and len(toks[decimal[i + 1]]) <= 2:
+            tok = f"{tok}.{toks[decimal[i + 1]]}"
+            value, after = float(tok), decimal[i + 1] + 1
+        nxt = toks[after] if after < len(toks) else ""
         unit = "C" if nxt in temp.celsius_units else "F" if nxt in temp.fahrenheit_units else None
         if unit is None and not (context or alone or ("." in tok or "," in tok)):
             continue

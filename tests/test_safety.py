@@ -272,3 +272,13 @@ def test_everyday_phrases_with_a_symptom_word_are_not_symptoms(assistant, text, 
 def test_arabic_and_joined_to_a_word(assistant):
     assert assistant.reply("مناخيره بتنزف من ساعة ومش راضية توقف").level == "emergency"
 
+
+
+@pytest.mark.parametrize(("text", "value"), [
+    ("temp 37 point 9", 37.9), ("发烧38度5", 38.5), ("температура 38 и 2", 38.2), ("tiene 38 y medio", 38.5),
+    ("38도5", 38.5), ("bé sốt 38 độ rưỡi", 38.5), ("il a 37 virgule 8", 37.8), ("temp 101 point 2", 101.2),
+])
+def test_temperatures_typed_out(assistant, text, value):
+    reply = assistant.reply(text)
+    assert reply.finding.reading is not None and reply.finding.reading.value == value, text
+    assert reply.finding.escalates == (reply.finding.reading.celsius >= 38.0)

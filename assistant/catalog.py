@@ -26,6 +26,7 @@ from babel.messages.pofile import PoFileError, read_po
 from .language import accented_words
 from .matching import PhraseIndex
 from .normalize import BREAK, accented_tokens, phrase_tokens
+from .numbers import spelled_numbers
 from .source import RuleSource, Source, SourceError, TopicSource, read_source, split_list
 from .vocabulary import COMMON_ZIPF, Vocabulary, frequency_table
 from .vocabulary import EMPTY as EMPTY_VOCABULARY
@@ -190,6 +191,8 @@ def build_catalog(source: Source, pos: Mapping[str, object], *, serve_unreviewed
                 problems.append(Problem(locale, e.context, "safety template missing; English is served"))
 
     rows = english_phrases(phrase_rows(lists), texts)
+    rows += [("number", str(value), locale, words) for locale in source.languages
+             for value, words in spelled_numbers(locale)]
     index = PhraseIndex(rows, protected=command_words(rows), known=known_words(texts))
     return Catalog(
         source=source, languages=source.languages,

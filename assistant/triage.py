@@ -156,31 +156,54 @@ def nearest_symptom(cue: Hit, symptoms: Sequence[Hit]) -> Hit:
 
 
 def read_temperatures(catalog: Catalog, toks: Sequence[str], hits: Sequence[Hit]) -> list[Reading]:
-    """Numbers that are temperatures: with a unit, near a temperature word, decimal, or alone."""
+    """Numbers that are temperatures: with a unit, near a temperature word, decimal, or alone. Numbers may
+    be written in words ("treinta y ocho", "三十八") and typed out ("38 point 5", "38度5", "38 y medio")."""
     temp = catalog.source.temperature
     context = any(h.target.kind == "temperature_words" or (h.target.kind == "topic" and h.target.id == "fever")
                   or (h.target.kind == "rule" and h.target.id == "feels_hot") for h in hits)
     words = [t for t in toks if t != BREAK]
     alone = len(words) <= 2
-    # "38 point 5", "38度5", "38 и 2", "38 y medio": a whole number, a decimal or "half" word, and the rest.
     decimal = {h.start: h.end for h in hits if h.target.kind == "decimal_words"}
     half = {h.start: h.end for h in hits if h.target.kind == "half_words"}
+    spelled: dict[int, tuple[int, int]] = {}  # start -> (value, end), the longest number in words there
+    for h in hits:
+        longest = spelled.get(h.start, (0, h.start))[1]
+        if h.target.kind == "number" and h.similarity == 1.0 and h.end > longest:
+            spelled[h.start] = (int(h.target.id), h.end)
+
+    def number_at(i: int) -> tuple[str, int] | None:
+        """The number starting at token ``i`` as written ("38", "38,5") and where it ends."""
+        if i >= len(toks):
+            return None
+        if toks[i][0].isdigit():
+            return toks[i], i + 1
+        if i in spelled:
+            value, end = spelled[i]
+            return str(value), end
+        return None
+
     out = []
-    for i, tok in enumerate(toks):
-        if not tok[0].isdigit():
+    i = 0
+    while i < len(toks):
+        found = number_at(i)
+        if found is None:
+            i += 1
             continue
+        tok, after = found
+        i = after
         try:
             value = float(tok.replace(",", "."))
         except ValueError:
             continue
-        after = i + 1
-        if tok.isdigit() and i + 1 in half:
-            value, after = value + 0.5, half[i + 1]
+        if tok.isdigit() and after in half:  # "38 y medio"
+            value, after = value + 0.5, half[after]
             tok = f"{value}"
-        elif tok.isdigit() and i + 1 in decimal and decimal[i + 1] < len(toks) \
-                and toks[decimal[i + 1]].isdigit() and len(toks[decimal[i + 1]]) <= 2:
-            tok = f"{tok}.{toks[decimal[i + 1]]}"
-            value, after = float(tok), decimal[i + 1] + 1
+        elif tok.isdigit() and after in decimal:  # "38 point 5", "38度5", "treinta y ocho punto cinco"
+            rest = number_at(decimal[after])
+            if rest and rest[0].isdigit() and len(rest[0]) <= 2:
+                tok = f"{tok}.{rest[0]}"
+                value, after = float(tok), rest[1]
+        i = max(i, after)
         nxt = toks[after] if after < len(toks) else ""
         unit = "C" if nxt in temp.celsius_units else "F" if nxt in temp.fahrenheit_units else None
         if unit is None and not (context or alone or ("." in tok or "," in tok)):

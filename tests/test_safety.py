@@ -282,3 +282,19 @@ def test_temperatures_typed_out(assistant, text, value):
     reply = assistant.reply(text)
     assert reply.finding.reading is not None and reply.finding.reading.value == value, text
     assert reply.finding.escalates == (reply.finding.reading.celsius >= 38.0)
+
+
+@pytest.mark.parametrize(("text", "value"), [
+    ("tiene treinta y ocho y medio de temperatura", 38.5), ("temperatura treinta y ocho punto cinco", 38.5),
+    ("发烧三十八度五", 38.5), ("his temp is one hundred and one", 101), ("температура тридцать восемь и пять", 38.5),
+    ("nhiệt độ ba mươi tám độ rưỡi", 38.5), ("체온이 삼십팔도", 38), ("febre de trinta e nove", 39),
+])
+def test_temperatures_in_words(assistant, text, value):
+    reply = assistant.reply(text)
+    assert reply.finding.reading is not None and reply.finding.reading.value == value, text
+    assert reply.level == "call_now"
+
+
+@pytest.mark.parametrize("text", ["I'm thirty five", "see you at thirty eight main street"])
+def test_numbers_in_words_without_a_temperature_word_are_not_readings(assistant, text):
+    assert assistant.reply(text).finding.reading is None

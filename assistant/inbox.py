@@ -374,21 +374,29 @@ class Recorder:
         development server) does not leave one behind each time."""
         if not self.breaker.allow():
             raise DatabaseAway("the database failed a moment ago")
-        conn = None
-        try:
-            with self._lock:
-                if self._idle_pid != os.getpid():  # a forked child: the parent's connections are not ours
-                    self._idle, self._idle_pid = [], os.getpid()
-                conn = self._idle.pop() if self._idle else None
-            if conn is None:
-                conn = self.read_engine.raw_connection()
-            row = self._guarded(conn, READ_TIMEOUT, self._read_row, conn, phone, message_sid)
-        except BaseException:
-            self.breaker.failure()
-            if conn is not None:
-                with suppress(Exception):
-                    conn.invalidate()
-            raise
+        with self._lock:
+            if self._idle_pid != os.getpid():  # a forked child: the parent's connections are not ours
+                self._idle, self._idle_pid = [], os.getpid()
+            conn = self._idle.pop() if self._idle else None
+        reused = conn is not None
+        while True:
+            try:
+                if conn is None:
+                    conn = self.read_engine.raw_connection()
+                row = self._guarded(conn, READ_TIMEOUT, self._read_row, conn, phone, message_sid)
+                break
+            except BaseException as exc:
+                if conn is not None:
+                    with suppress(Exception):
+                        conn.invalidate()
+                    conn = None
+                # A kept connection that a restarted server dropped fails at once: one fresh try, so
+                # that the moment after a restart is not taken for an outage.
+                if reused and isinstance(exc, Exception) and unavailable(exc) and not isinstance(exc, TimeoutError):
+                    reused = False
+                    continue
+                self.breaker.failure()
+                raise
         self.breaker.success()
         with self._lock:
             if len(self._idle) < IDLE_READS:
@@ -407,9 +415,19 @@ class Recorder:
 
     def _guarded(self, conn, seconds: float, fn, *args):
         """``fn(*args)``, cut off after ``seconds`` by shutting ``conn`` under it."""
-        token = self.watchdog.arm(seconds, lambda: abort(conn))
+        fired: list[bool] = []
+
+        def cut() -> None:
+            fired.append(True)
+            abort(conn)
+
+        token = self.watchdog.arm(seconds, cut)
         try:
             return fn(*args)
+        except Exception as exc:
+            if fired:
+                raise TimeoutError(f"the database did not answer within {seconds:.1f} s") from exc
+            raise
         finally:
             self.watchdog.disarm(token)
 
@@ -578,12 +596,21 @@ class Recorder:
         if not self.breaker.allow():
             self._keep(items, DatabaseAway("the database failed a moment ago"))
             return
+        reused = self._writer.conn is not None
         try:
             self._write(items, self._writer)
             self.breaker.success()
             return
         except Exception as exc:
             error = exc
+        if reused and unavailable(error) and not isinstance(error, TimeoutError):
+            # The kept connection may only be stale (a restarted server): one fresh try.
+            try:
+                self._write(items, self._writer)
+                self.breaker.success()
+                return
+            except Exception as exc:
+                error = exc
         if unavailable(error) or len(items) == 1:
             if unavailable(error):
                 self.breaker.failure()

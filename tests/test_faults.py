@@ -174,6 +174,17 @@ def test_a_one_second_outage_loses_nothing(proxied, proxy, pg_url):
 
 
 @needs_pg
+def test_a_restart_between_two_texts_is_not_taken_for_an_outage(proxied, proxy):
+    client = proxied.test_client()
+    messages(text_sms(client, "LANG es"))  # the connections kept by the app die with the restart
+    assert proxied.extensions["recorder"].flush()  # written: the next text must read it
+    proxy.set("refuse")
+    proxy.set("up")
+    (menu,) = messages(text_sms(client, "MENU"))  # read on a fresh connection: answered, in Spanish
+    assert menu == messages(text_sms(client, "MENU"))[0] and not menu.startswith("Reply with a number")
+
+
+@needs_pg
 def test_status_callback_during_an_outage_is_kept_and_applied(proxied, proxy, pg_url, fake_twilio):
     client = proxied.test_client()
     text_sms(client, "fever")

@@ -137,10 +137,15 @@ def send_direct(config: dict[str, Any], to: str, body: str, client: Client | Non
 
 
 def find_sent(client: Client, alert: Alert) -> str | None:
-    """The sid of a message Twilio already has for this alert (same number, same body), if any."""
-    for message in client.messages.list(to=alert.to_number, limit=50):
-        if message.body == alert.body:
-            return message.sid
+    """The sid of a message Twilio already has for this alert (same number, same body), if any. If
+    Twilio cannot be asked, None: the alert is sent (again), a duplicate rather than a missed alert."""
+    try:
+        for message in client.messages.list(to=alert.to_number, limit=50):
+            if message.body == alert.body:
+                return message.sid
+    except (TwilioException, OSError) as exc:
+        log.warning("could not look the alert up at Twilio (%s); sending it", type(exc).__name__,
+                    extra={"event": "alert.lookup_failed", "alert_id": alert.id})
     return None
 
 

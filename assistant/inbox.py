@@ -60,6 +60,7 @@ LINGER = 0.02  # seconds a record that nobody waits for may wait for others to s
 # ESCALATION_WAIT for the commit before it spools the escalation itself.
 READ_TIMEOUT = 1.0
 ESCALATION_WAIT = 2.0
+ANSWER_BUDGET = 3.5  # seconds from a text's arrival to its answer, whatever the database does
 WRITE_TIMEOUT = 3.0  # the writer's transaction; longer, and it is cut and its texts spooled
 IDLE_READS = 8  # read connections kept for reuse; a thread per request (the dev server) takes turns
 DRAIN_INTERVAL = 1.0  # seconds between attempts to write the spool back
@@ -156,6 +157,7 @@ READ = (
 
 
 def _handle(app: Flask, message_sid: str, phone: str, text: str, media: int) -> Outcome:
+    started = time.monotonic()
     assistant: Assistant = app.extensions["assistant"]
     recorder: Recorder = app.extensions["recorder"]
     remembered = recorder.answered(message_sid)
@@ -197,7 +199,7 @@ def _handle(app: Flask, message_sid: str, phone: str, text: str, media: int) -> 
         recorder.note_opt_out(phone, reply.state.opted_out, now)
     if not reply.finding.escalates:
         try:
-            recorder.record(message, sender, outcome, reply.state, wait=opt_change)
+            recorder.record(message, sender, outcome, reply.state, wait=opt_change, started=started)
         except Exception:
             log.exception("OPT-OUT NOT CONFIRMED: it may not be recorded",
                           extra={"event": "optout.unrecorded", "phone": mask_phone(phone), "sid": message_sid})
@@ -208,7 +210,7 @@ def _handle(app: Flask, message_sid: str, phone: str, text: str, media: int) -> 
                   "unanswered": reply.text is None}  # not stored: it tells on-call staff no reply went out
     try:
         escalation_id = recorder.escalate(message, sender, outcome, reply.state, escalation,
-                                          alert_numbers(app.config))
+                                          alert_numbers(app.config), started=started)
         log.warning("escalation" if escalation_id is not None else "escalation spooled: written once the "
                     "database is back", extra={"event": "escalation" if escalation_id is not None
                                                else "escalation.spooled", "escalation_id": escalation_id,
@@ -448,25 +450,25 @@ class Recorder:
         conn.close()
 
     def record(self, message: dict[str, Any], sender: dict[str, Any] | None, outcome: Outcome,
-               state: State, *, wait: bool = False) -> None:
+               state: State, *, wait: bool = False, started: float | None = None) -> None:
         """Store ``message`` (and the sender's change) soon; returns at once, or with ``wait`` (an
         opt-out) once it is committed or spooled. Raises if it is neither."""
         item = _Item(message, sender, state, done=threading.Event() if wait else None)
         self._put(item, outcome)
         if wait:
-            self._wait(item)
+            self._wait(item, started)
             if item.error is not None:
                 raise item.error
 
     def escalate(self, message: dict[str, Any], sender: dict[str, Any] | None, outcome: Outcome, state: State,
-                 escalation: dict[str, Any], numbers: list[str]) -> int | None:
+                 escalation: dict[str, Any], numbers: list[str], *, started: float | None = None) -> int | None:
         """Store the message, its escalation and one alert per on-call number in one transaction, and
         return once it is committed, with the escalation's id, or once it is spooled, with None. Raises
         :class:`Duplicate` for a message id stored already, and the error when it is neither written nor
         spooled."""
         item = _Item(message, sender, state, escalation, tuple(numbers), threading.Event())
         self._put(item, outcome)
-        self._wait(item)
+        self._wait(item, started)
         if item.error is not None:
             raise item.error
         if item.spooled:
@@ -475,8 +477,11 @@ class Recorder:
             raise RuntimeError("escalation not written")
         return item.escalation_id
 
-    def _wait(self, item: _Item) -> None:
-        if item.done.wait(ESCALATION_WAIT):
+    def _wait(self, item: _Item, started: float | None = None) -> None:
+        # ESCALATION_WAIT at most, less what the text has waited already (a slow read): within
+        # ANSWER_BUDGET in all, and never less than half a second for a commit.
+        left = ESCALATION_WAIT if started is None else ANSWER_BUDGET - (time.monotonic() - started)
+        if item.done.wait(min(ESCALATION_WAIT, max(0.5, left))):
             return
         # The writer is held by a database that does not answer: this request keeps its record itself,
         # then cuts the writer's connection so that the writer moves on too.

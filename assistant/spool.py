@@ -131,23 +131,32 @@ class Spool:
         self._db().execute("UPDATE records SET claimed_until = ?, attempts = attempts + ? WHERE id = ?",
                            (time.time() + retry_in if retry_in else None, int(failed), record_id))
 
-    def claim_direct(self, record_id: int) -> bool:
-        """Take the right to alert directly for this record (once, whichever process asks first)."""
-        cur = self._db().execute("UPDATE records SET direct = ? WHERE id = ? AND direct IS NULL",
-                                 (dumps({"state": "sending", "sids": {}, "at": time.time()}), record_id))
+    def claim_direct(self, record_id: int, hold: float = 60.0) -> bool:
+        """Take the right to alert directly for this record: once, whichever process asks first, and
+        not while a drainer holds it (it may be writing it into the database right now). Held like a
+        drainer's claim, so no drainer writes it back half-sent; a sender that dies leaves ``sending``,
+        which the outbox looks up at Twilio before sending again."""
+        now = time.time()
+        cur = self._db().execute(
+            "UPDATE records SET direct = ?, claimed_until = ? WHERE id = ? AND direct IS NULL "
+            "AND (claimed_until IS NULL OR claimed_until < ?)",
+            (dumps({"state": "sending", "sids": {}, "at": now}), now + hold, record_id, now))
         return cur.rowcount == 1
 
     def set_direct(self, record_id: int, direct: dict[str, Any]) -> None:
-        self._db().execute("UPDATE records SET direct = ? WHERE id = ?", (dumps(direct), record_id))
+        """Record what was sent directly and give the record back to the drainers."""
+        self._db().execute("UPDATE records SET direct = ?, claimed_until = NULL WHERE id = ?",
+                           (dumps(direct), record_id))
 
     def awaiting_direct(self, older_than: float) -> list[Record]:
         """Escalations spooled more than ``older_than`` seconds ago whose alerts nobody has sent."""
         if not self.exists():
             return []
+        now = time.time()
         rows = self._db().execute(
-            "SELECT id, kind, key, payload, created, attempts, direct FROM records "
-            "WHERE kind = 'text' AND direct IS NULL AND created < ? ORDER BY id", (time.time() - older_than,)
-        ).fetchall()
+            "SELECT id, kind, key, payload, created, attempts, direct FROM records WHERE kind = 'text' "
+            "AND direct IS NULL AND created < ? AND (claimed_until IS NULL OR claimed_until < ?) ORDER BY id",
+            (now - older_than, now)).fetchall()
         records = [Record(r[0], r[1], r[2], loads(r[3]), r[4], r[5], None) for r in rows]
         return [r for r in records if r.payload.get("escalation") and r.payload.get("numbers")]
 

@@ -155,6 +155,22 @@ def test_refused_database_every_escalation_recorded_once_staff_alerted_meanwhile
     assert messages(text_sms(client, "MENU", sender=opted_out_before)) == []
 
 
+def test_a_record_is_either_written_back_or_alerted_directly_never_both_at_once(tmp_path):
+    from assistant.spool import Spool
+
+    spool = Spool(tmp_path / "spool.db")
+    spool.put([("text", "SM1", {"escalation": {"phone": "+16175550123"}, "numbers": [ALERTS[0]]})])
+    spool.put([("text", "SM1", {"escalation": {}, "numbers": []})])  # the same message again: kept once
+    (record,) = spool.claim()  # a drainer is writing it into the database
+    assert spool.awaiting_direct(0) == [] and not spool.claim_direct(record.id)
+    spool.release(record.id)  # the database was away
+    assert [r.id for r in spool.awaiting_direct(0)] == [record.id] and spool.claim_direct(record.id)
+    assert spool.claim() == [] and not spool.claim_direct(record.id)  # held while the alert goes out
+    spool.set_direct(record.id, {"state": "sent", "sids": {ALERTS[0]: "SMx"}})
+    (again,) = spool.claim()
+    assert again.direct["sids"] == {ALERTS[0]: "SMx"} and spool.awaiting_direct(0) == []
+
+
 @needs_pg
 def test_a_one_second_outage_loses_nothing(proxied, proxy, pg_url):
     client = proxied.test_client()
@@ -310,6 +326,45 @@ def test_an_answered_stop_survives_kill_9(database_url, tmp_path):
         child.wait()
     stored = {s.phone: s.opted_out for s in rows(database_url, Sender)}
     assert stored == dict.fromkeys(numbers, True)
+
+
+@needs_pg
+def test_records_spooled_by_a_worker_killed_during_an_outage_are_written_by_the_next(pg_url, proxy, tmp_path,
+                                                                                     fake_twilio):
+    numbers = [phone() for _ in range(3)]
+    url, spool = proxied_url(pg_url, proxy.port), str(tmp_path / "spool.db")
+    script = textwrap.dedent(f"""
+        import time
+        from assistant import create_app
+        app = create_app({{"TESTING": True, "DATABASE_URL": {url!r}, "SPOOL_PATH": {spool!r},
+                          "CARE_TEAM_PHONE": "+1 617-555-0142", "ALERT_NUMBERS": "+16175550001"}})
+        client = app.test_client()
+        for n, (number, body) in enumerate(zip({numbers!r}, ["STOP", "my child has a fever", "STOP"])):
+            client.post("/sms", data={{"MessageSid": f"SMspool{{n}}", "From": number, "Body": body}})
+        print("answered", flush=True)
+        time.sleep(60)
+    """)
+    proxy.set("refuse")
+    child = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert child.stdout.readline().strip() == "answered"
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.kill()
+        child.wait()
+    proxy.set("up")
+    successor = make_app(url, fake_twilio, tmp_path)  # another process on the same machine, same spool
+    try:
+        successor.test_client().get("/healthz")
+        successor.extensions["recorder"].drain()
+        stored = {s.phone: s.opted_out for s in rows(pg_url, Sender)}
+        assert stored == {numbers[0]: True, numbers[2]: True}
+        (escalation,) = rows(pg_url, Escalation)
+        assert escalation.phone == numbers[1] and len(rows(pg_url, Alert)) == 1
+        assert successor.extensions["recorder"].spool.count() == 0
+    finally:
+        close(successor)
 
 
 # --- F6: a slow Twilio API, a database gone after Twilio accepted -------------------------------------------

@@ -10,15 +10,15 @@ from typing import Any
 from flask import Flask
 
 from .catalog import CatalogStore, load_catalog
-from .config import PLACEHOLDER_CARE_TEAM, Settings
+from .config import ENVIRONMENTS, MAX_REQUEST_BYTES, Settings, production_problems
 from .conversation import Assistant
 
 log = logging.getLogger(__name__)
 
 # Flask settings read from the environment (the README documents each one).
 ENV_SETTINGS = ("TWILIO_AUTH_TOKEN", "TWILIO_ACCOUNT_SID", "TWILIO_FROM_NUMBER", "TWILIO_MESSAGING_SERVICE_SID",
-                "TWILIO_API_BASE_URL", "PUBLIC_BASE_URL", "DATABASE_URL", "ALERT_NUMBERS", "ASSISTANT_ENV",
-                "LOG_LEVEL")
+                "TWILIO_API_BASE_URL", "PUBLIC_BASE_URL", "DATABASE_URL", "ALERT_NUMBERS", "ALERT_BACKUP_NUMBERS",
+                "ASSISTANT_ENV", "LOG_LEVEL", "SPOOL_PATH")
 
 
 class ConfigurationError(RuntimeError):
@@ -39,6 +39,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
     app.config.update(overrides)
     app.config["SETTINGS"] = settings
+    if app.config.get("MAX_CONTENT_LENGTH") is None:  # Flask's default is None: no limit
+        app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
+    if app.config["ASSISTANT_ENV"] not in ENVIRONMENTS:
+        raise ConfigurationError(f"ASSISTANT_ENV must be one of {', '.join(ENVIRONMENTS)} exactly, "
+                                 f"not {app.config['ASSISTANT_ENV']!r}")
     production = app.config["ASSISTANT_ENV"] == "production"
     app.config.setdefault("SIMULATOR", not production)
 
@@ -46,11 +51,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     logs.configure(app.config["LOG_LEVEL"])
     if production:
-        missing = [k for k in ("TWILIO_AUTH_TOKEN", "PUBLIC_BASE_URL") if not app.config.get(k)]
-        if settings.care_team_phone == PLACEHOLDER_CARE_TEAM:
-            missing.append("CARE_TEAM_PHONE")
-        if missing:
-            raise ConfigurationError(f"production needs these settings: {', '.join(missing)}")
+        errors, warnings = production_problems(app.config, settings)
+        for warning in warnings:
+            log.warning("setting: %s", warning, extra={"event": "config.warning"})
+        if errors:
+            raise ConfigurationError("production cannot start: " + "; ".join(errors))
 
     catalog = load_catalog(settings.messages_dir, settings.locales_dir,
                            serve_unreviewed=settings.serve_unreviewed)

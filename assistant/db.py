@@ -24,12 +24,29 @@ def normalise_url(url: str) -> str:
     return url
 
 
+# Nothing may wait on the database longer than a caregiver's answer can: libpq's own limits (the
+# inbox's watchdog also cuts a connection whose server accepts and never answers, which none of these
+# can see on its own: keepalives and tcp_user_timeout notice a dead network, not a silent server).
+CONNECT_TIMEOUT = 2  # seconds (libpq's least)
+READ_STATEMENT_TIMEOUT_MS = 1500
+WRITE_STATEMENT_TIMEOUT_MS = 5000
+SQLITE_BUSY_TIMEOUT = 3.0  # seconds a write waits for another process's; then it is spooled
+
+
+def pg_connect_args(statement_timeout_ms: int) -> dict[str, object]:
+    return {"connect_timeout": CONNECT_TIMEOUT,
+            "options": f"-c statement_timeout={statement_timeout_ms} -c idle_in_transaction_session_timeout=30000",
+            "keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 2,
+            "tcp_user_timeout": 5000}
+
+
 def make_engine(url: str, *, autocommit: bool = False) -> Engine:
     """The engine for ``url``; ``autocommit`` for single reads (no BEGIN/ROLLBACK round trips)."""
     url = normalise_url(url)
     options = {"isolation_level": "AUTOCOMMIT"} if autocommit else {}
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 15, "check_same_thread": False}, **options)
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT, "check_same_thread": False},
+                               **options)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # WAL lets readers and one writer work together
@@ -43,8 +60,9 @@ def make_engine(url: str, *, autocommit: bool = False) -> Engine:
     # No pre-ping (it doubles the round trips of every request); connections are recycled instead, and a
     # dropped connection only fails that request, which still answers the caregiver (see inbox.py). A
     # server that does not answer fails a connection within seconds, not after Twilio has given up.
-    return create_engine(url, pool_size=10, max_overflow=20, pool_recycle=300,
-                         connect_args={"connect_timeout": 3}, **options)
+    timeout = READ_STATEMENT_TIMEOUT_MS if autocommit else WRITE_STATEMENT_TIMEOUT_MS
+    return create_engine(url, pool_size=10, max_overflow=20, pool_recycle=300, pool_timeout=2,
+                         connect_args=pg_connect_args(timeout), **options)
 
 
 def alembic_config(url: str) -> Config:

@@ -48,6 +48,10 @@ def twilio_signed(view):
 
     @wraps(view)
     def checked(*args, **kwargs):
+        # Before the form is read: an unsigned 50 MB body must not cost a worker its memory and CPU.
+        limit = current_app.config.get("MAX_CONTENT_LENGTH")
+        if limit and (request.content_length or 0) > limit:
+            abort(413)
         token = current_app.config.get("TWILIO_AUTH_TOKEN")
         if not token and not current_app.extensions.get("unsigned_warned"):
             current_app.extensions["unsigned_warned"] = True
@@ -101,7 +105,16 @@ def _local_sid() -> str:
 @twilio_signed
 def status() -> tuple[str, int]:
     form = request.form
-    sid, state = form.get("MessageSid", ""), form.get("MessageStatus", "")
-    known = record_status(get_session(), sid, state, form.get("ErrorCode"))
+    sid, state, code = form.get("MessageSid", ""), form.get("MessageStatus", ""), form.get("ErrorCode")
+    try:
+        known = record_status(get_session(), sid, state, code, current_app.config)
+    except Exception as exc:
+        # Twilio does not call again: the update waits in the spool for the database instead.
+        known = None
+        try:
+            current_app.extensions["recorder"].keep_status(sid, state, code)
+            log.warning("status callback spooled (%s)", type(exc).__name__, extra={"event": "alert.status.spooled"})
+        except Exception:
+            log.exception("STATUS CALLBACK LOST", extra={"event": "alert.status.lost", "sid": sid})
     log.info("status callback", extra={"event": "alert.status", "sid": sid, "status": state, "known": known})
     return "", 204

@@ -121,9 +121,10 @@ def fake_twilio():
 
 
 @pytest.fixture
-def sms_app(database_url, fake_twilio):
+def sms_app(database_url, fake_twilio, tmp_path):
     app = create_app({
-        "TESTING": True, "DATABASE_URL": database_url, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "TESTING": True, "DATABASE_URL": database_url, "SPOOL_PATH": str(tmp_path / "spool.db"),
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
         "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_FROM_NUMBER": "+16175550000", "PUBLIC_BASE_URL": PUBLIC_URL,
         "ALERT_NUMBERS": ",".join(ALERTS), "CARE_TEAM_PHONE": CARE_TEAM, "TWILIO_API_BASE_URL": fake_twilio.url,
     })

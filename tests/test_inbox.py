@@ -98,3 +98,45 @@ def test_the_same_message_id_escalates_once(database_url, recorders):
         t.join()
     assert sorted(results, key=str).count("duplicate") == 1
     assert len(stored(database_url, Escalation)) == 1 and len(stored(database_url, Alert)) == 1
+
+
+def opt(phone: str, *, out: bool, at) -> dict:
+    return {**sender(phone, "en"), "opted_out": out, "updated_at": at, "opted_out_at": at if out else None,
+            "opted_in_at": None if out else at, "set_locale": False, "set_menu": False, "set_more": False}
+
+
+def test_the_latest_of_stop_and_start_wins_whatever_order_they_are_written_in(database_url, recorders):
+    from datetime import timedelta
+
+    recorder = recorders()
+    outcome = Outcome(None, "none", "stop", "en")
+    now = utcnow()
+    # START at now, then a STOP from a second earlier written late (a spool written back after recovery).
+    recorder.record(message("SMstart", "+16175550104"), opt("+16175550104", out=False, at=now), outcome, State())
+    assert recorder.flush()
+    recorder.record(message("SMstop", "+16175550104"), opt("+16175550104", out=True, at=now - timedelta(seconds=1)),
+                    outcome, State(opted_out=True))
+    assert recorder.flush()
+    (stored_sender,) = stored(database_url, Sender)
+    assert not stored_sender.opted_out
+    # A later STOP, then an older START: opted out.
+    recorder.record(message("SMstop2", "+16175550104"), opt("+16175550104", out=True, at=now + timedelta(seconds=2)),
+                    outcome, State(opted_out=True))
+    recorder.record(message("SMstart2", "+16175550104"),
+                    opt("+16175550104", out=False, at=now + timedelta(seconds=1)), outcome, State())
+    assert recorder.flush()
+    (stored_sender,) = stored(database_url, Sender)
+    assert stored_sender.opted_out
+
+
+def test_a_text_changes_only_its_own_fields(database_url, recorders):
+    recorder = recorders()
+    outcome = Outcome("x", "none", None, "en")
+    recorder.record(message("SM1", "+16175550105"), sender("+16175550105", "es"), outcome, State("es"))
+    assert recorder.flush()
+    menu_only = {**sender("+16175550105", "en"), "menu": "topic:fever", "set_locale": False, "set_menu": True,
+                 "set_more": False}
+    recorder.record(message("SM2", "+16175550105"), menu_only, outcome, State())
+    assert recorder.flush()
+    (stored_sender,) = stored(database_url, Sender)
+    assert (stored_sender.locale, stored_sender.menu) == ("es", "topic:fever")

@@ -9,7 +9,17 @@ from sqlalchemy import func, select
 
 from assistant.models import Alert, Escalation, InboundMessage, Sender
 
-from .conftest import ALERTS, CARE_TEAM, CAREGIVER, PUBLIC_URL, post_signed, text_sms, twilio_form
+from .conftest import (
+    ACCOUNT_SID,
+    ALERTS,
+    AUTH_TOKEN,
+    CARE_TEAM,
+    CAREGIVER,
+    PUBLIC_URL,
+    post_signed,
+    text_sms,
+    twilio_form,
+)
 
 
 def messages(response) -> list[str]:
@@ -220,19 +230,31 @@ def test_unknown_fields_are_ignored(sms_client):
 
 # --- fail-safe ----------------------------------------------------------------------------------------
 
-def test_database_down_still_escalates(sms_app, sms_client, monkeypatch, caplog):
+def test_database_down_still_escalates_and_the_escalation_is_written_once_it_is_back(sms_app, sms_client,
+                                                                                      monkeypatch):
     from sqlalchemy.engine import Engine
     from sqlalchemy.exc import OperationalError
 
     def down(*args, **kwargs):
         raise OperationalError("connect", {}, Exception("connection refused"))
 
-    monkeypatch.setattr(Engine, "raw_connection", down)  # every read and write of the app
-    (reply,) = messages(text_sms(sms_client, "he is not breathing"))
-    assert reply.startswith("CALL 911 NOW") and CARE_TEAM in reply
-    assert any(getattr(r, "event", None) == "escalation.unrecorded" for r in caplog.records)
-    (reply,) = messages(text_sms(sms_client, "MENU"))
-    assert reply.startswith("Reply with a number")
+    with monkeypatch.context() as m:
+        m.setattr(Engine, "raw_connection", down)  # every read and write of the app
+        (reply,) = messages(text_sms(sms_client, "he is not breathing"))
+        assert reply.startswith("CALL 911 NOW") and CARE_TEAM in reply
+        # Not knowing whether this number opted out before the outage, nothing but an escalation is sent.
+        assert messages(text_sms(sms_client, "MENU")) == []
+    recorder = sms_app.extensions["recorder"]
+    assert recorder.flush() and recorder.spool.count() == 2
+    recorder.drain()
+    assert recorder.spool.count() == 0
+    with db(sms_app) as session:
+        (escalation,) = session.scalars(select(Escalation)).all()
+        assert escalation.level == "emergency" and escalation.text == "he is not breathing"
+        assert sorted(a.to_number for a in session.scalars(select(Alert))) == sorted(ALERTS)
+    recorder.drain()  # nothing twice
+    assert count(sms_app, Escalation) == 1 and count(sms_app, Alert) == len(ALERTS)
+    assert count(sms_app, InboundMessage) == 2
 
 
 def test_escalation_is_stored_before_the_answer_leaves(sms_app, sms_client):
@@ -244,11 +266,11 @@ def test_escalation_is_stored_before_the_answer_leaves(sms_app, sms_client):
         assert session.scalar(select(func.count()).select_from(Alert)) == len(ALERTS)
 
 
-def test_unreachable_database_at_start_still_answers(fake_twilio):
+def test_unreachable_database_at_start_still_answers(fake_twilio, tmp_path):
     from assistant import create_app
 
     app = create_app({"TESTING": True, "DATABASE_URL": "postgresql://postgres@127.0.0.1:1/none",
-                      "CARE_TEAM_PHONE": CARE_TEAM})
+                      "CARE_TEAM_PHONE": CARE_TEAM, "SPOOL_PATH": str(tmp_path / "spool.db")})
     response = app.test_client().post("/sms", data=twilio_form("fiebre", sid="SM9"))
     (reply,) = messages(response)
     assert reply.startswith("LLAME") and CARE_TEAM in reply
@@ -299,8 +321,9 @@ def test_simulator_shows_what_the_phone_shows(sms_client):
 def test_no_simulator_in_production(database_url):
     from assistant import create_app
 
-    app = create_app({"ASSISTANT_ENV": "production", "DATABASE_URL": database_url, "TWILIO_AUTH_TOKEN": "x",
-                      "PUBLIC_BASE_URL": PUBLIC_URL, "CARE_TEAM_PHONE": CARE_TEAM})
+    app = create_app({"ASSISTANT_ENV": "production", "DATABASE_URL": database_url, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+                      "PUBLIC_BASE_URL": PUBLIC_URL, "CARE_TEAM_PHONE": CARE_TEAM, "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+                      "ALERT_NUMBERS": ",".join(ALERTS), "TWILIO_FROM_NUMBER": "+16175550000"})
     assert app.test_client().get("/").status_code == 404
     assert app.test_client().post("/simulator/send", json={"text": "hi"}).status_code == 404
 

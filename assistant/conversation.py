@@ -23,6 +23,7 @@ from .triage import Finding, assess, drop_not_symptoms
 
 log = logging.getLogger(__name__)
 LOW_TEMPERATURE = "triage.low_temperature"
+_TONED = frozenset(TONE_LOCALES)
 MAX_TEXT_CHARS = 20_000  # read this much of a text (Twilio stops at 1600; the web form may send more)
 
 # Last-resort wording when the catalog itself cannot be used. English only, by design: it is sent
@@ -118,7 +119,7 @@ class Assistant:
         body = (text or "")[:MAX_TEXT_CHARS]
         toks = tokens(body)
         hits = drop_unlikely_typos(catalog.index.find(toks), toks, catalog.index, catalog.vocabulary)
-        if catalog.toned:
+        if catalog.toned and any(h.target.locales <= _TONED for h in hits):
             hits = drop_mistoned(hits, toks, accented_tokens(body) if not body.isascii() else toks,
                                  catalog.toned, TONE_LOCALES, catalog.vocabulary, catalog.languages)
         return body, toks, drop_not_symptoms(catalog, hits)

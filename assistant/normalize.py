@@ -79,6 +79,7 @@ def accented_tokens(text: str) -> list[str]:
 
 def _tokens(folded: str) -> list[str]:
     out = []
+    emphasis = _REPEAT.search(folded) is not None  # most texts have none: no per-word substitution then
     for tok in _TOKEN.findall(folded):
         ch = tok[0]
         if ch.isdigit():
@@ -87,7 +88,7 @@ def _tokens(folded: str) -> list[str]:
             if out and out[-1] != BREAK:
                 out.append(BREAK)
         else:
-            out.append(_REPEAT.sub(r"\1", tok))
+            out.append(_REPEAT.sub(r"\1", tok) if emphasis else tok)
     while out and out[-1] == BREAK:
         out.pop()
     return out

@@ -127,9 +127,11 @@ def choose(text: str, hits: Sequence[Hit], languages: Sequence[str], preference:
         # A tie ("fièvre" is in the French and the Haitian lists): the language the words are measured to
         # be common in goes first.
         measured = {loc: sum(vocabulary.frequency(t, loc) for t in toks) for loc in tied}
-        for loc in tied:
-            votes[loc] += 1e-3 * measured[loc]
-        best = max(votes.values())
+        top = max(measured.values())
+        if top - sorted(measured.values())[-2] >= 1.0:  # clearly more common there ("cansado": no)
+            for loc in tied:
+                votes[loc] += 1e-3 * measured[loc]
+            best = max(votes.values())
     ranked = sorted((loc for loc in votes if loc in order), key=lambda loc: (-votes[loc], loc != default, order[loc]))
     first = ranked[0]
     close = [loc for loc in ranked[1:] if best - votes[loc] < UNSURE_MARGIN]

@@ -203,7 +203,14 @@ def main() -> None:
         print(f"duplicate SMS                 {duplicates} (an escalation alerted twice to one number)")
         print(f"answers later than 5 s        {len(late)} (max {max(r['latency'] for r in results):.2f} s, "
               f"p50 {sorted(r['latency'] for r in results)[len(results) // 2]:.3f} s)")
-        print(f"first alert after the text   max {max(delays):.1f} s, over 60 s: {sum(d > 60 for d in delays)}, "
+        phase_of = {r["phone"]: r["phase"] for r in results}
+        worst: dict[str, float] = {}
+        for p in symptom_phones:
+            if p in first_alert:
+                worst[phase_of[p]] = max(worst.get(phase_of[p], 0.0), first_alert[p] - sent_at[p])
+        print(f"first alert after the text   max {max(delays):.1f} s ("
+              + ", ".join(f"{k}: {v:.1f} s" for k, v in worst.items())
+              + f"), over 60 s: {sum(d > 60 for d in delays)}, never: {len(symptom_phones) - len(delays)}, "
               f"sent before the traffic ended: {sum(first_alert[p] < traffic_end for p in first_alert)}")
         print(f"left in the spool             {spool_left}")
         print(f"(logs: {workdir / 'processes.log'})")

@@ -247,13 +247,13 @@ def worker_command(once: bool, poll: float) -> None:
     recorder = app.extensions["recorder"]
     while True:
         try:
-            recorder.drain()  # a spool on this machine that no web process writes back (they all ended)
-        except Exception:
-            log.exception("spool drain failed")
-        try:
             run_once(app, worker, client)
         except Exception:  # the database may be away for a moment; keep the worker alive
             log.exception("worker pass failed")
+        try:
+            recorder.drain()  # a spool on this machine that no web process writes back (they all ended)
+        except Exception:
+            log.exception("spool drain failed")
         if once:
             return
         time.sleep(poll)

@@ -64,7 +64,9 @@ ANSWER_BUDGET = 3.5  # seconds from a text's arrival to its answer, whatever the
 WRITE_TIMEOUT = 3.0  # the writer's transaction; longer, and it is cut and its texts spooled
 IDLE_READS = 8  # read connections kept for reuse; a thread per request (the dev server) takes turns
 DRAIN_INTERVAL = 1.0  # seconds between attempts to write the spool back
-DIRECT_ALERT_AFTER = 15.0  # an escalation spooled this long while the database is away is alerted directly
+# An escalation spooled this long while the database is still away is alerted directly (a blip that
+# ends sooner leaves it to the outbox, with its retries and delivery status).
+DIRECT_ALERT_AFTER = 3.0
 SID_MAX, PHONE_MAX = 64, 40  # the columns' lengths
 WATCHDOG = Watchdog()  # one thread per process, for every recorder in it
 

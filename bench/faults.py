@@ -66,6 +66,8 @@ def main() -> None:
     parser.add_argument("--symptom-share", type=float, default=0.4)
     parser.add_argument("--settle", type=float, default=60.0, help="seconds to wait for the records afterwards")
     parser.add_argument("--alert-workers", type=int, default=2, help="`assistant worker` processes")
+    parser.add_argument("--stop-races", type=int, default=30,
+                        help="trials of STOP and another text from one number at once, after the outage")
     args = parser.parse_args()
     phases = [(mode, float(seconds)) for mode, seconds in (p.split(":") for p in args.phases.split(","))]
 
@@ -148,6 +150,35 @@ def main() -> None:
         pool.shutdown(wait=True)
         traffic_end = time.time()
 
+        def post(number: str, body: str) -> str:
+            form = {"MessageSid": "SM" + uuid.uuid4().hex, "From": number, "To": "+16175550000", "Body": body,
+                    "NumMedia": "0", "AccountSid": ACCOUNT}
+            request = urllib.request.Request(base + "/sms", data=urllib.parse.urlencode(form).encode(), headers={
+                "X-Twilio-Signature": validator.compute_signature(PUBLIC + "/sms", form)})
+            with urllib.request.urlopen(request, timeout=30) as r:
+                return r.read().decode()
+
+        # The review's check 6b: STOP and another text from one number 0-10 ms apart, on separate
+        # connections (so, most often, separate gunicorn workers); then MENU must get nothing.
+        undone = 0
+        for trial in range(args.stop_races):
+            number = f"+1617556{trial:04d}"
+            barrier = threading.Barrier(2)
+
+            def one(body: str, delay: float, number: str = number, barrier: threading.Barrier = barrier) -> None:
+                barrier.wait()
+                time.sleep(delay)
+                post(number, body)
+
+            racers = [threading.Thread(target=one, args=("STOP", 0.0)),
+                      threading.Thread(target=one, args=("MAB", (trial % 3) * 0.005))]
+            for t in racers:
+                t.start()
+            for t in racers:
+                t.join()
+            time.sleep(0.3)
+            undone += "<Message>" in post(number, "MENU")
+
         # Wait for the spool to be written back and the worker to send what is due.
         symptom_phones = {r["phone"] for r in results if r["symptom"]}
         settle = time.monotonic() + args.settle
@@ -163,7 +194,8 @@ def main() -> None:
         with engine.connect() as conn:
             escalations = conn.execute(text("SELECT count(*) FROM escalations")).scalar()
             recorded = {row[0] for row in conn.execute(text("SELECT phone FROM escalations"))}
-            messages = conn.execute(text("SELECT count(*) FROM inbound_messages")).scalar()
+            messages = conn.execute(text("SELECT count(*) FROM inbound_messages "
+                                         "WHERE phone NOT LIKE '+1617556%'")).scalar()  # not the STOP races
             outbox = dict(conn.execute(text("SELECT status, count(*) FROM alert_outbox GROUP BY status")).all())
         spool_left = 0
         if (workdir / "spool.db").exists():
@@ -203,9 +235,21 @@ def main() -> None:
         print(f"duplicate SMS                 {duplicates} (an escalation alerted twice to one number)")
         print(f"answers later than 5 s        {len(late)} (max {max(r['latency'] for r in results):.2f} s, "
               f"p50 {sorted(r['latency'] for r in results)[len(results) // 2]:.3f} s)")
-        print(f"first alert after the text   max {max(delays):.1f} s, over 60 s: {sum(d > 60 for d in delays)}, "
+        phase_of = {r["phone"]: r["phase"] for r in results}
+        worst: dict[str, float] = {}
+        for p in symptom_phones:
+            if p in first_alert:
+                worst[phase_of[p]] = max(worst.get(phase_of[p], 0.0), first_alert[p] - sent_at[p])
+        print(f"first alert after the text   max {max(delays):.1f} s ("
+              + ", ".join(f"{k}: {v:.1f} s" for k, v in worst.items())
+              + f"), over 60 s: {sum(d > 60 for d in delays)}, never: {len(symptom_phones) - len(delays)}, "
               f"sent before the traffic ended: {sum(first_alert[p] < traffic_end for p in first_alert)}")
         print(f"left in the spool             {spool_left}")
+        with engine.connect() as conn:
+            still_out = conn.execute(text("SELECT count(*) FROM senders WHERE phone LIKE '+1617556%' "
+                                          "AND opted_out")).scalar()
+        print(f"STOP races (0-10 ms apart)    {args.stop_races} trials: STOP undone {undone} "
+              f"(MENU answered), opted out in the database {still_out} of {args.stop_races}")
         print(f"(logs: {workdir / 'processes.log'})")
     finally:
         for process in (web, *workers):

@@ -604,20 +604,16 @@ class Recorder:
             self._keep(items, DatabaseAway("the database failed a moment ago"))
             return
         reused = self._writer.conn is not None
-        try:
-            self._write(items, self._writer)
-            self.breaker.success()
-            return
-        except Exception as exc:
-            error = exc
-        if reused and unavailable(error) and not isinstance(error, TimeoutError):
-            # The kept connection may only be stale (a restarted server): one fresh try.
+        for attempt in range(2):
             try:
                 self._write(items, self._writer)
                 self.breaker.success()
                 return
             except Exception as exc:
                 error = exc
+            # The kept connection may only be stale (a restarted server): one fresh try.
+            if attempt or not (reused and unavailable(error) and not isinstance(error, TimeoutError)):
+                break
         if unavailable(error) or len(items) == 1:
             if unavailable(error):
                 self.breaker.failure()

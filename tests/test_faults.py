@@ -40,6 +40,18 @@ PG_URL = os.environ.get("TEST_DATABASE_URL")
 needs_pg = pytest.mark.skipif(not PG_URL, reason="needs TEST_DATABASE_URL (PostgreSQL behind the proxy)")
 
 
+
+def answer_then_kill(script: str) -> None:
+    """Run ``script`` in a child process until it prints "answered", then kill -9 it."""
+    child = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert child.stdout.readline().strip() == "answered"
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.kill()
+        child.wait()
+
 def messages(response) -> list[str]:
     assert response.status_code == 200, response.status_code
     assert response.mimetype == "text/xml"
@@ -316,14 +328,7 @@ def test_an_answered_stop_survives_kill_9(database_url, tmp_path):
         print("answered", flush=True)
         time.sleep(60)
     """)
-    child = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE,
-                             stderr=subprocess.DEVNULL, text=True)
-    try:
-        assert child.stdout.readline().strip() == "answered"
-        os.kill(child.pid, signal.SIGKILL)
-    finally:
-        child.kill()
-        child.wait()
+    answer_then_kill(script)
     stored = {s.phone: s.opted_out for s in rows(database_url, Sender)}
     assert stored == dict.fromkeys(numbers, True)
 
@@ -345,14 +350,7 @@ def test_records_spooled_by_a_worker_killed_during_an_outage_are_written_by_the_
         time.sleep(60)
     """)
     proxy.set("refuse")
-    child = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE,
-                             stderr=subprocess.DEVNULL, text=True)
-    try:
-        assert child.stdout.readline().strip() == "answered"
-        os.kill(child.pid, signal.SIGKILL)
-    finally:
-        child.kill()
-        child.wait()
+    answer_then_kill(script)
     proxy.set("up")
     successor = make_app(url, fake_twilio, tmp_path)  # another process on the same machine, same spool
     try:

@@ -5,10 +5,10 @@ BIN := $(VENV)/bin
 
 .PHONY: install run chat test lint catalogs check bench
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	PYTHONWARNINGS=ignore $(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'  # no setuptools banners
 	touch $@
 
 install: $(BIN)/.installed

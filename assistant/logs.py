@@ -14,6 +14,12 @@ from datetime import UTC, datetime
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 _PHONE = re.compile(r"\+?\d[\d\s().-]{6,}\d")
+_ADDRESS = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")  # an IPv4 address is no phone number: the URL stays readable
+_COLOUR = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # terminal colour codes (werkzeug's banner) mean nothing in JSON
+
+
+def _mask_phones(text: str) -> str:
+    return _PHONE.sub(lambda m: m.group() if _ADDRESS.fullmatch(m.group()) else mask_phone(m.group()), text)
 
 
 def mask_phone(phone: str | None) -> str:
@@ -31,7 +37,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             # Phone numbers that slip into a message are masked here as a last line of defence.
-            "msg": _PHONE.sub(lambda m: mask_phone(m.group()), record.getMessage()),
+            "msg": _mask_phones(_COLOUR.sub("", record.getMessage())),
         }
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
+import textwrap
 
 import click
 from flask import Flask, current_app
@@ -72,7 +74,11 @@ def chat_command() -> None:
         reply = assistant.reply(text, state)
         state = reply.state
         shown = reply.text if reply.text is not None else "(nothing is sent)"
-        click.echo(f"phone> {shown}\n       [{reply.level}, {reply.segments} segment(s) {reply.encoding}]")
+        # Wrapped at word boundaries to the terminal's width, as a phone would.
+        width = max(40, shutil.get_terminal_size().columns - 1)
+        click.echo(textwrap.fill(shown, width, initial_indent="phone> ", subsequent_indent=" " * 7,
+                                 break_long_words=False, break_on_hyphens=False))
+        click.echo(f"       [{reply.level}, {reply.segments} segment(s) {reply.encoding}]")
 
 
 catalog_group = AppGroup("catalog", help="Check and list the message catalogs (messages/, locales/).")
@@ -228,5 +234,15 @@ def _create_app() -> Flask:
     return create_app()
 
 
-main = FlaskGroup(create_app=_create_app, add_default_commands=True,
-                  help="Caregiver Assistant. Try: assistant ask FEVER")
+class _AssistantGroup(FlaskGroup):
+    """Flask's command group, with the assistant's own commands listed before Flask's (run, routes, shell)."""
+
+    OWN = ("ask", "chat", "eval", "catalog", "db", "worker")
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        names = super().list_commands(ctx)
+        return [n for n in self.OWN if n in names] + [n for n in names if n not in self.OWN]
+
+
+main = _AssistantGroup(create_app=_create_app, add_default_commands=True,
+                       help="Caregiver Assistant. Try: assistant ask FEVER")

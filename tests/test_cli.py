@@ -72,3 +72,22 @@ def test_catalog_carry_keeps_the_translation_of_a_changed_english_list(tmp_path)
     assert entry.string == "no, nunca" and entry.fuzzy  # needs review
     assert '#| msgid "no, not"' in (folder / "messages.po").read_text(encoding="utf-8")  # the old English, for Poedit
     assert not after.obsolete
+
+
+def test_help_lists_the_assistants_own_commands_first():
+    from click.testing import CliRunner
+
+    from assistant.cli import main
+
+    out = CliRunner().invoke(main, ["--help"]).output
+    commands = out.split("Commands:")[1].split()
+    assert commands.index("ask") < commands.index("run") and commands.index("worker") < commands.index("routes")
+
+
+def test_chat_wraps_replies_at_word_boundaries(runner, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "50")
+    out = runner.invoke(args=["chat"], input="fiebre\n").output
+    lines = [x for x in out.splitlines() if x.startswith(("you> phone> ", "       ")) and "[" not in x]
+    assert len(lines) > 3 and all(len(x) <= 49 for x in lines)
+    words = " ".join(x.replace("you> phone> ", "").strip() for x in lines).split()
+    assert "LLAME" in words and "medicina" in words  # no word cut in two

@@ -122,7 +122,7 @@ class Assistant:
         if catalog.toned and any(h.target.locales <= _TONED for h in hits):
             hits = drop_mistoned(hits, toks, accented_tokens(body) if not body.isascii() else toks,
                                  catalog.toned, TONE_LOCALES, catalog.vocabulary, catalog.languages)
-        return body, toks, drop_not_symptoms(catalog, hits)
+        return body, toks, drop_not_symptoms(catalog, hits, toks)
 
     def _answer(self, catalog: Catalog, body: str, toks: list[str], hits: list[Hit], finding: Finding,
                 state: State, media: int) -> Reply:

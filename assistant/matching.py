@@ -151,9 +151,9 @@ class PhraseIndex:
             exact = tok in self.words
             if exact:
                 alts.append((tok, 1.0))
-            if tok[0] == _ARABIC_AND and len(tok) >= 3 and tok[1:] in self.words:
-                # Arabic writes "and" joined to the next word: "ومش" is "و" + "مش".
-                alts.append((tok[1:], 1.0))
+            if tok[0] == _ARABIC_AND and len(tok) >= 3:
+                # Arabic writes "and" joined to the next word: "ومش" is "و" + "مش", "وعينيها" "و" + "عين*".
+                alts.extend((key, sim) for key, sim in self.alternatives(tok[1:]) if sim == 1.0)
             for n in self.stem_lengths:
                 if n > len(tok):
                     break

@@ -127,10 +127,12 @@ def fits_context(cue: Hit, toks: Sequence[str], vocabulary: Vocabulary) -> bool:
     return True
 
 
-def drop_not_symptoms(catalog: Catalog, hits: Sequence[Hit]) -> list[Hit]:
+def drop_not_symptoms(catalog: Catalog, hits: Sequence[Hit], toks: Sequence[str]) -> list[Hit]:
     """Symptom words inside an everyday phrase that is not a symptom ("hot weather", Korean "열 살" = ten
-    years old, Vietnamese "mì sốt cà" = noodles in tomato sauce) are not symptoms there."""
-    spans = [(h.start, h.end, h.target.locales) for h in hits if h.target.kind == "not_symptom"]
+    years old, Vietnamese "mì sốt cà" = noodles in tomato sauce) are not symptoms there. The phrase counts
+    only among words of its own language (a Somali phrase says nothing of a Spanish text)."""
+    spans = [(h.start, h.end) for h in hits if h.target.kind == "not_symptom"
+             and fits_context(h, toks, catalog.vocabulary)]
     if not spans:
         return list(hits)
 
@@ -140,10 +142,8 @@ def drop_not_symptoms(catalog: Catalog, hits: Sequence[Hit]) -> list[Hit]:
     def covered(h: Hit) -> bool:
         # Inside the phrase, or, short of an emergency, sharing words with it ("so hot outside": "so hot").
         # An emergency is never hidden by a phrase that only overlaps it ("숨을 잘 못 쉬어요", can't breathe well).
-        # Only a phrase of the symptom's own language: a Somali everyday phrase says nothing of Spanish words.
         emergency = h.target.kind == "rule" and catalog.rules[h.target.id].level == "emergency"
-        return any(((a <= h.start and h.end <= b) or (not emergency and a < h.end and h.start < b))
-                   and not locales.isdisjoint(h.target.locales) for a, b, locales in spans)
+        return any((a <= h.start and h.end <= b) or (not emergency and a < h.end and h.start < b) for a, b in spans)
 
     return [h for h in hits if not (symptom(h) and covered(h))]
 

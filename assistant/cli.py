@@ -138,6 +138,10 @@ def catalog_carry_command() -> None:
             po = read_po(fh)
         current = {m.context: m for m in po if m.id}
         carried = 0
+        for m in current.values():
+            # Babel reads a "#| msgid" previous text back as a translator comment "| msgid": drop those, the
+            # previous text is set again below where it still applies.
+            m.user_comments = [c for c in m.user_comments if not c.lstrip().startswith("|")]
         if path.parent.parent.name == SOURCE_LOCALE:  # the English catalog says what the source says
             for m in current.values():
                 if not m.string or "fuzzy" in m.flags:

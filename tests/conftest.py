@@ -105,13 +105,18 @@ def database_url(request, tmp_path):
         url = f"sqlite:///{tmp_path / 'test.db'}"
     else:
         url = os.environ["TEST_DATABASE_URL"]
-        engine = create_engine(normalise_url(url))
-        with engine.begin() as conn:  # a clean schema for every test
-            conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-        engine.dispose()
+        fresh_schema(url)
     upgrade(url)
     return url
+
+
+def fresh_schema(url: str) -> None:
+    """An empty public schema in the PostgreSQL database at ``url``: a clean start for every test."""
+    engine = create_engine(normalise_url(url))
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
 
 
 @pytest.fixture

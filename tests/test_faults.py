@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from lxml import etree
-from sqlalchemy import create_engine, func, select, text, update
+from sqlalchemy import create_engine, func, select, update
 
 from assistant import ConfigurationError, alerts, create_app, inbox
 from assistant.db import normalise_url, upgrade
@@ -29,6 +29,7 @@ from .conftest import (
     AUTH_TOKEN,
     CARE_TEAM,
     PUBLIC_URL,
+    fresh_schema,
     post_signed,
     text_sms,
     twilio_form,
@@ -105,11 +106,7 @@ def pg_url():
     """The test database with a fresh schema (PostgreSQL only: the proxy sits in front of it)."""
     if not PG_URL:
         pytest.skip("needs TEST_DATABASE_URL")
-    engine = create_engine(normalise_url(PG_URL))
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
+    fresh_schema(PG_URL)
     upgrade(PG_URL)
     return PG_URL
 

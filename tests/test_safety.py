@@ -298,3 +298,13 @@ def test_temperatures_in_words(assistant, text, value):
 @pytest.mark.parametrize("text", ["I'm thirty five", "see you at thirty eight main street"])
 def test_numbers_in_words_without_a_temperature_word_are_not_readings(assistant, text):
     assert assistant.reply(text).finding.reading is None
+
+
+def test_an_emergency_in_a_word_two_languages_share_starts_in_both(assistant, shipped_catalog):
+    def header(locale):
+        return shipped_catalog.text(locale, "text:escalation.emergency").format(care_team=CARE_TEAM, emergency="911")
+
+    unknown = assistant.reply("hemorragia")  # Spanish and Portuguese alike
+    assert unknown.level == "emergency" and header("es") in unknown.text and header("pt") in unknown.text
+    known = assistant.reply("hemorragia", State(locale="pt"))  # the sender's language alone
+    assert known.locale == "pt" and header("es") not in known.text and known.text.startswith(header("pt"))

@@ -23,6 +23,7 @@ chat: install  ## talk to the assistant in the terminal instead
 test: install  ## the whole test suite (the command CI runs)
 	$(BIN)/ruff check .
 	@[ -n "$$TEST_DATABASE_URL" ] || echo "TEST_DATABASE_URL is not set: the PostgreSQL tests are skipped (README, Quick start)"
+	@[ -x /usr/bin/chromium ] || echo "/usr/bin/chromium is missing: the browser tests are skipped (README, Quick start)"
 	$(BIN)/pytest
 
 lint: install

@@ -61,7 +61,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
                            serve_unreviewed=settings.serve_unreviewed)
     app.extensions["assistant"] = Assistant(CatalogStore(catalog), settings)
 
-    from . import alerts, cli, db, inbox, sms, web
+    from . import alerts, cli, db, inbox, simulator, sms, web
 
     db.init_app(app)
     inbox.init_app(app)
@@ -69,5 +69,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     cli.init_app(app)
     app.register_blueprint(sms.bp)
     app.register_blueprint(web.bp)
+    app.register_blueprint(simulator.bp)
     return app
 

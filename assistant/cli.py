@@ -250,5 +250,25 @@ class _AssistantGroup(FlaskGroup):
         return [n for n in self.OWN if n in names] + [n for n in names if n not in self.OWN]
 
 
-main = _AssistantGroup(create_app=_create_app, add_default_commands=True,
+def _run_with_banner() -> click.Command:
+    """Flask's ``run``, first saying in plain words where to open the simulator: the server's own banner is
+    a JSON log line."""
+    from flask.cli import run_command
+
+    def callback(**kwargs):
+        host, port = kwargs.get("host") or "127.0.0.1", kwargs.get("port") or 5000
+        shown = f"[{host}]" if ":" in host else host
+        click.echo(f"Caregiver Assistant: open http://{shown}:{port}/ for the phone simulator; the Twilio "
+                   f"webhook is http://{shown}:{port}/sms. Ctrl+C stops.", err=True)
+        return run_command.callback(**kwargs)
+
+    return click.Command("run", callback=callback, params=run_command.params, help=run_command.help,
+                         short_help=run_command.short_help)
+
+
+main = _AssistantGroup(create_app=_create_app, add_default_commands=True, add_version_option=False,
                        help="Caregiver Assistant. Try: assistant ask FEVER")
+# Flask's --app and --env-file load some other application: the assistant is always this one.
+main.params = [p for p in main.params if p.name not in ("app", "env_file")]
+click.version_option(package_name="caregiver-assistant", message="Caregiver Assistant %(version)s")(main)
+main.add_command(_run_with_banner())

@@ -15,6 +15,7 @@ from babel.numbers import format_decimal
 
 from .catalog import TONE_LOCALES, Catalog, CatalogStore
 from .config import Settings
+from .direction import for_locale
 from .language import choose, drop_mistoned, drop_unlikely_typos, language_by_name
 from .matching import Hit
 from .normalize import BREAK, accented_tokens, tokens
@@ -225,9 +226,9 @@ class Assistant:
     def _finish(self, catalog: Catalog, parts: Sequence[str], level: str, topic: str | None, state: State,
                 finding: Finding, locale: str, optional: Sequence[str] = ()) -> Reply:
         """Join ``parts`` (what does not fit goes to MORE) and add each of ``optional`` only if it fits."""
-        text = smart_encode(" ".join(p.strip() for p in parts if p and p.strip()))
+        text = for_locale(smart_encode(" ".join(p.strip() for p in parts if p and p.strip())), locale)
         for extra in optional:
-            longer = smart_encode(f"{text} {extra.strip()}")
+            longer = for_locale(smart_encode(f"{text} {extra.strip()}"), locale)
             if measure(longer).segments <= self.settings.max_segments:
                 text = longer
         head, rest = fit(text, self.settings.max_segments, self._render(catalog, locale, "text:more.hint"))
@@ -247,9 +248,11 @@ class Assistant:
             # Unsure between two languages and nothing known of the sender: the action and the number in
             # the other one too, when the whole reply still fits.
             both = self._escalation(catalog, finding, state, locale)
+            head = for_locale(parts[0], locale)
             second = self._render(catalog, also, header)
-            text = smart_encode(f"{parts[0]} {second} {both.text[len(parts[0]):].strip()}")
-            if both.text.startswith(parts[0]) and not both.state.more and \
+            text = for_locale(smart_encode(f"{both.text[:len(head)]} {second} {both.text[len(head):].strip()}"),
+                              also)
+            if both.text.startswith(head) and not both.state.more and \
                     measure(text).segments <= self.settings.max_segments:
                 return replace(both, text=text)
             return both

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import click
@@ -98,6 +99,8 @@ db_cli = AppGroup("db", help="Database schema (Alembic migrations).")
 def upgrade_command(revision: str) -> None:
     """Create or migrate the schema. Safe to run twice."""
     upgrade(current_app.config["DATABASE_URL"], revision)
+    for handler in logging.getLogger().handlers:  # the migrations' log lines first, then the verdict
+        handler.flush()
     click.echo("database is up to date")
 
 

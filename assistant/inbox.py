@@ -68,6 +68,7 @@ DRAIN_INTERVAL = 1.0  # seconds between attempts to write the spool back
 # ends sooner leaves it to the outbox, with its retries and delivery status).
 DIRECT_ALERT_AFTER = 3.0
 SID_MAX, PHONE_MAX = 64, 40  # the columns' lengths
+SIMULATED_SID = "SIM"  # the phone simulator's message ids; Twilio's start with SM or MM
 WATCHDOG = Watchdog()  # one thread per process, for every recorder in it
 
 
@@ -535,6 +536,24 @@ class Recorder:
         barrier = _Item(None, None, done=threading.Event())
         self._queue.put(barrier)
         return barrier.done.wait(timeout)
+
+    def forget(self, phone: str) -> bool:
+        """Forget ``phone``'s language, menus and opt-out (the simulator's "Start over"). Refused (False)
+        for a number that has texted through Twilio: an opt-out a carrier knows of is never undone."""
+        self.flush()
+        with self.engine.begin() as conn:
+            real = conn.execute(select(INBOUND.c.id).where(INBOUND.c.phone == phone,
+                                                           ~INBOUND.c.message_sid.startswith(SIMULATED_SID))
+                                .limit(1)).first()
+            if real is not None:
+                return False
+            conn.execute(SENDERS.delete().where(SENDERS.c.phone == phone))
+        with self._lock:
+            self._states.pop(phone, None)
+            self._opted_out_seen.discard(phone)
+        if self.spool is not None:
+            self.spool.forget_opt_out(phone)
+        return True
 
     def _put(self, item: _Item, outcome: Outcome) -> None:
         with self._lock:

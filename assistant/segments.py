@@ -62,7 +62,8 @@ def _count(units: int, single: int, multi: int) -> int:
 # Chinese and Japanese ones anywhere.
 _SENTENCE_END = re.compile(r"(?<=[.!?؟])\s+|(?<=[。！？])\s*")
 # A number the reader must get whole: a phone number, a temperature ("+1 617-555-0142", "38.0", "100,4").
-_NUMBER = re.compile(r"[+(]?\d(?:[\d().,/-]|\s(?=[\d(]))*\d|\d")
+# Its left-to-right isolate, if any (assistant.direction), stays with it.
+NUMBER = re.compile(r"\u2066?(?:[+(]?\d(?:[\d().,/-]|\s(?=[\d(]))*\d|\d)\u2069?")
 
 
 def fit(text: str, max_segments: int, hint: str) -> tuple[str, str]:
@@ -74,7 +75,7 @@ def fit(text: str, max_segments: int, hint: str) -> tuple[str, str]:
     """
     if measure(text).segments <= max_segments:
         return text, ""
-    numbers = [m.span() for m in _NUMBER.finditer(text)]
+    numbers = [m.span() for m in NUMBER.finditer(text)]
 
     def whole(end: int) -> int:
         """``end`` moved back to before any number it would cut."""

@@ -173,6 +173,10 @@ class Spool:
         row = self._db().execute("SELECT opted_out FROM optouts WHERE phone = ?", (phone,)).fetchone()
         return None if row is None else bool(row[0])
 
+    def forget_opt_out(self, phone: str) -> None:
+        if self.exists():
+            self._db().execute("DELETE FROM optouts WHERE phone = ?", (phone,))
+
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
         if conn is not None:

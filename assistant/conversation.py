@@ -325,6 +325,8 @@ class Assistant:
                                 finding, locale, optional=[self._render(catalog, locale, "text:source")])
         if command == "menu":
             return self._menu(catalog, state, finding, locale)
+        if command == "thanks":  # no topic: to the care team's figures it is chatter the fallback would answer
+            return self._send(catalog, "text:thanks", "none", None, state, finding, locale)
         if command == "about":  # ABOUT alone; "call me back about a bill" is not about this service
             return self._topic(catalog, "about", state, finding, locale)
         if command == "more":

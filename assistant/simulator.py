@@ -50,7 +50,8 @@ LEVELS = {  # what each triage level means to a coordinator, and the word on the
     "info": ("Answer", "a summary of the clinic's content"),
     "none": ("Reply", "a command's answer or a request to rephrase"),
 }
-COMMANDS = {"menu": "MENU", "help": "HELP", "language": "LANG", "more": "MORE", "start": "START", "stop": "STOP"}
+COMMANDS = {"menu": "MENU command", "help": "HELP command", "language": "LANG command", "more": "MORE command",
+            "start": "START command", "stop": "STOP command"}
 ENCODINGS = {
     "GSM-7": ("standard characters", "GSM-7: up to 160 characters fit in one text, 153 each when a reply "
                                      "takes several"),
@@ -141,14 +142,14 @@ def describe(app: Flask, outcome: Outcome, sid: str) -> dict[str, Any]:
                         "Nothing is sent: the carrier confirms its own STOP word. START brings the texts back.")
     badge, meaning = LEVELS.get(outcome.level, LEVELS["none"])
     if outcome.topic in COMMANDS:
-        kind = f"{COMMANDS[outcome.topic]} command"
+        kind = COMMANDS[outcome.topic]
     elif outcome.topic:
         try:
             kind = catalog.text("en", f"topic:{outcome.topic}:title")
         except KeyError:
             kind = outcome.topic.replace("_", " ")
     else:
-        kind = "not understood" if outcome.level == "none" else ""
+        kind = "no topic" if outcome.level == "none" else ""
     size, technical = ENCODINGS.get(outcome.encoding, ENCODINGS["UCS-2"])
     texts = f"{outcome.segments} text{'s' if outcome.segments != 1 else ''}, {size}" if outcome.text else ""
     item.update(badge=badge, badge_title=f"{outcome.level}: {meaning}", kind=kind, size=texts,

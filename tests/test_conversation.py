@@ -146,3 +146,21 @@ def test_failure_before_triage_still_gives_the_number(assistant, monkeypatch):
     monkeypatch.setattr(assistant.store.current.index, "find", lambda toks: 1 / 0)
     reply = assistant.reply("fever", State())
     assert reply.failed and CARE_TEAM in reply.text
+
+
+@pytest.mark.parametrize("text, locale", [
+    ("ok thanks", "en"), ("Thank you so much!", "en"), ("muchas gracias", "es"), ("谢谢", "zh_Hans"),
+    ("cam on", "vi"), ("고마워요", "ko"), ("maraming salamat po", "tl"), ("спасибо большое", "ru"),
+    ("شكرا جزيلا", "ar"), ("mesi anpil", "ht"), ("muito obrigada", "pt"), ("merci beaucoup", "fr"),
+    ("mahadsanid", "so"),
+])
+def test_a_thank_you_gets_a_warm_answer_with_the_number(assistant, text, locale):
+    reply = assistant.reply(text)
+    assert (reply.topic, reply.locale, reply.level) == (None, locale, "none")  # chatter: no topic
+    assert CARE_TEAM in reply.text and reply.text != assistant.reply("xyzzy", State(locale=locale)).text
+
+
+@pytest.mark.parametrize("text", ["thanks, he has a fever", "gracias, tiene fiebre", "谢谢 他发烧了",
+                                  "ok thanks but she can't breathe"])
+def test_a_thank_you_with_a_symptom_is_triaged(assistant, text):
+    assert assistant.reply(text).level in ("call_now", "emergency")

@@ -45,6 +45,7 @@ class State:
     locale_explicit: bool = False  # chosen with LANG rather than guessed from their words
     menu: tuple[str, ...] = ()  # what each number of the last numbered list stands for
     more: str = ""  # the rest of an answer that did not fit
+    reply_locale: str | None = None  # the language of the last reply, which MORE goes on in
     opted_out: bool = False
 
 
@@ -232,7 +233,7 @@ class Assistant:
             if measure(longer).segments <= self.settings.max_segments:
                 text = longer
         head, rest = fit(text, self.settings.max_segments, self._render(catalog, locale, "text:more.hint"))
-        return Reply(head, level, topic, locale, replace(state, more=rest), finding)
+        return Reply(head, level, topic, locale, replace(state, more=rest, reply_locale=locale), finding)
 
     def _send(self, catalog: Catalog, key: str, level: str, topic: str | None, state: State,
               finding: Finding, locale: str, **extra: str) -> Reply:
@@ -330,6 +331,9 @@ class Assistant:
         if command == "about":  # ABOUT alone; "call me back about a bill" is not about this service
             return self._topic(catalog, "about", state, finding, locale)
         if command == "more":
+            # In the language of what it continues: an English answer to a sender who chose Spanish goes
+            # on in English, and so does "that is all".
+            locale = state.reply_locale if state.reply_locale in catalog.languages else locale
             if not state.more:
                 return self._send(catalog, "text:more.none", "none", "more", state, finding, locale)
             head, rest = fit(state.more, self.settings.max_segments,

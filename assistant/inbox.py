@@ -151,6 +151,7 @@ class RawStatement:
 _one = select(literal_column("1").label("one")).subquery()
 READ = (
     select(SENDERS.c.locale, SENDERS.c.locale_explicit, SENDERS.c.menu, SENDERS.c.more, SENDERS.c.opted_out,
+           SENDERS.c.reply_locale,
            INBOUND.c.message_sid.label("seen_sid"), INBOUND.c.reply.label("seen_reply"),
            INBOUND.c.level.label("seen_level"), INBOUND.c.topic.label("seen_topic"),
            INBOUND.c.locale.label("seen_locale"))
@@ -177,6 +178,7 @@ def _handle(app: Flask, message_sid: str, phone: str, text: str, media: int) -> 
         if pending is None and (row.locale is not None or row.opted_out is not None):
             state = State(locale=row.locale, locale_explicit=bool(row.locale_explicit),
                           menu=tuple(row.menu.split()) if row.menu else (), more=row.more or "",
+                          reply_locale=row.reply_locale,
                           opted_out=bool(row.opted_out))
             if state.opted_out:
                 recorder.saw_opted_out(phone)
@@ -261,12 +263,14 @@ def _sender_row(phone: str, before: State, reply: Reply, now: datetime, known: b
     opt_in = reply.topic == "start" or (before.opted_out and not after.opted_out)
     set_locale = known and (after.locale, after.locale_explicit) != (before.locale, before.locale_explicit)
     set_menu, set_more = known and after.menu != before.menu, known and after.more != before.more
-    if not (opt_out or opt_in or set_locale or set_menu or set_more):
+    set_reply_locale = known and after.reply_locale != before.reply_locale
+    if not (opt_out or opt_in or set_locale or set_menu or set_more or set_reply_locale):
         return None
     return {"phone": phone, "locale": after.locale, "locale_explicit": after.locale_explicit,
             "menu": " ".join(after.menu), "more": after.more, "opted_out": after.opted_out, "updated_at": now,
             "created_at": now, "opted_out_at": now if opt_out else None, "opted_in_at": now if opt_in else None,
-            "set_locale": set_locale, "set_menu": set_menu, "set_more": set_more}
+            "set_locale": set_locale, "set_menu": set_menu, "set_more": set_more,
+            "reply_locale": after.reply_locale, "set_reply_locale": set_reply_locale}
 
 
 def _replay(outcome: Outcome, message_sid: str, phone: str) -> Outcome:
@@ -690,7 +694,9 @@ class Recorder:
     def _write_on(self, conn, link: _Link, items: list[_Item]) -> None:
         messages = list({i.message["message_sid"]: i.message for i in items}.values())
         # A row without flags (an older caller) sets every field it carries.
-        senders = [{"set_locale": True, "set_menu": True, "set_more": True, **i.sender}
+        # A row spooled before reply_locale existed leaves it alone.
+        senders = [{"set_locale": True, "set_menu": True, "set_more": True, "reply_locale": None,
+                    "set_reply_locale": False, **i.sender}
                    for i in items if i.sender is not None]
         escalating = [i for i in items if i.escalation is not None]
         message, escalation, alert, sender = self._statements
@@ -836,7 +842,7 @@ class Recorder:
 
 MESSAGE_COLUMNS = ("message_sid", "phone", "num_media", "level", "topic", "locale", "reply", "received_at")
 SENDER_COLUMNS = ("phone", "locale", "locale_explicit", "menu", "more", "opted_out", "updated_at", "created_at",
-                  "opted_out_at", "opted_in_at")
+                  "opted_out_at", "opted_in_at", "reply_locale")
 ESCALATION_COLUMNS = ("level", "locale", "topic", "rules", "phone", "text", "message_sid", "created_at")
 ALERT_COLUMNS = ("escalation_id", "to_number", "body", "status", "attempts", "next_attempt_at", "created_at",
                  "twilio_sid", "sent_at")
@@ -871,6 +877,7 @@ def _statements(dialect) -> tuple[RawStatement, RawStatement, RawStatement, RawS
     updates: dict[str, Any] = {
         "locale": changed("set_locale", "locale"), "locale_explicit": changed("set_locale", "locale_explicit"),
         "menu": changed("set_menu", "menu"), "more": changed("set_more", "more"),
+        "reply_locale": changed("set_reply_locale", "reply_locale"),
         "opted_out": case((opts_out, true()), (opts_in, false()), else_=old.opted_out),
         "opted_out_at": latest("opted_out_at"), "opted_in_at": latest("opted_in_at"),
         "updated_at": new.updated_at,
@@ -888,6 +895,7 @@ class _Row:
     menu: str | None
     more: str | None
     opted_out: bool | None
+    reply_locale: str | None
     seen_sid: str | None
     seen_reply: str | None
     seen_level: str | None

@@ -27,6 +27,7 @@ class Sender(Base):
     locale_explicit: Mapped[bool] = mapped_column(Boolean, default=False)
     menu: Mapped[str] = mapped_column(Text, default="")  # "topic:fever topic:chills" or "lang:en lang:es ..."
     more: Mapped[str] = mapped_column(Text, default="")
+    reply_locale: Mapped[str | None] = mapped_column(String(16))  # of the last reply: MORE goes on in it
     opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
     opted_out_at: Mapped[datetime | None] = mapped_column(DateTime)
     opted_in_at: Mapped[datetime | None] = mapped_column(DateTime)

@@ -132,6 +132,20 @@ def test_more(sms_client, sms_app):
     assert rest and rest != menu
 
 
+def test_more_goes_on_in_the_language_of_the_answer_it_continues(sms_client, sms_app):
+    # The newcomer's finding: a sender who chose Spanish asks in English, then texts MORE.
+    messages(text_sms(sms_client, "LANG 2"))
+    (answer,) = messages(text_sms(sms_client, "what is obinutuzumab"))
+    assert answer.startswith("Monoclonal antibodies")
+    (more,) = messages(text_sms(sms_client, "MORE"))
+    assert more == sms_app.extensions["assistant"].store.current.texts["en"]["text:more.none"].string
+    with db(sms_app) as session:
+        sender = session.get(Sender, CAREGIVER)
+        assert (sender.locale, sender.locale_explicit, sender.reply_locale) == ("es", True, "en")
+    (menu,) = messages(text_sms(sms_client, "MENU"))  # their chosen language otherwise
+    assert menu.startswith("Responda con un número")
+
+
 def test_stop_records_opt_out_and_sends_nothing_until_start(sms_client, sms_app):
     assert messages(text_sms(sms_client, "STOP")) == []
     with db(sms_app) as session:

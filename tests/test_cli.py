@@ -91,3 +91,29 @@ def test_chat_wraps_replies_at_word_boundaries(runner, monkeypatch):
     assert len(lines) > 3 and all(len(x) <= 49 for x in lines)
     words = " ".join(x.replace("you> phone> ", "").strip() for x in lines).split()
     assert "LLAME" in words and "medicina" in words  # no word cut in two
+
+
+def test_run_says_where_to_open_the_simulator(monkeypatch):
+    """The server's own banner is a JSON log line; a plain one comes first, with the real address."""
+    import flask.cli
+    from click.testing import CliRunner
+
+    from assistant.cli import main
+
+    served = []
+    monkeypatch.setattr(flask.cli.run_command, "callback", lambda **kw: served.append(kw))
+    result = CliRunner().invoke(main, ["run", "--host", "127.0.0.1", "--port", "5099"])
+    assert result.exit_code == 0, result.output
+    assert "open http://127.0.0.1:5099/ for the phone simulator" in result.output
+    assert served and served[0]["port"] == 5099
+
+
+def test_help_lists_the_assistants_own_commands_and_options():
+    from click.testing import CliRunner
+
+    from assistant.cli import main
+
+    output = CliRunner().invoke(main, ["--help"]).output
+    commands = output.split("Commands:")[1].split()
+    assert commands.index("ask") < commands.index("run") and "--app" not in output
+    assert "Caregiver Assistant" in CliRunner().invoke(main, ["--version"]).output

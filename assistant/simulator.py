@@ -194,6 +194,7 @@ def _page(phone: str, history: list[dict[str, Any]], error: str = "", status: in
     app = current_app._get_current_object()
     return render_template("simulator.html", phone=phone, history=history, error=error, numbers=numbers(app),
                            tries=TRY, levels=LEVELS, encodings=ENCODINGS,
+                           voice_url=url_for("voice.simulator_voice") if "voice" in app.blueprints else "",
                            history_json=json.dumps(history, ensure_ascii=False)), status
 
 

@@ -23,7 +23,8 @@ def test_the_page_says_which_number_is_which(sms_client):
     assert "911" in shown and "EMERGENCY_NUMBER" in shown
     assert all(n in shown for n in ALERTS) and "ALERT_NUMBERS" in shown
     assert doc.xpath("//h1/text()") == ["Caregiver Assistant"]
-    assert doc.xpath("//*[@role='log']/@aria-label") == ["Conversation with the assistant"]
+    assert doc.xpath("//*[@id='log']/@aria-label") == ["Conversation with the assistant"]
+    assert doc.xpath("//*[@id='log']/@role") == ["log"]
 
 
 def test_an_unset_number_is_said_to_be_unset(client):

@@ -93,6 +93,10 @@ def production_problems(config: Mapping[str, Any], settings: Settings) -> tuple[
             errors.append("PUBLIC_BASE_URL must be a URL with a scheme and a host (https://assistant.example.org)")
         elif url.scheme == "http":
             warnings.append("PUBLIC_BASE_URL is http, not https: Twilio's requests and signatures travel in clear")
+    key = value("SECRET_KEY")
+    if blank("SECRET_KEY") or len(key.strip()) < 32:
+        errors.append("SECRET_KEY is missing or shorter than 32 characters (it signs the coordinators' sessions; "
+                      "python -c 'import secrets; print(secrets.token_hex(32))' makes one)")
     care = settings.care_team_phone
     if care == PLACEHOLDER_CARE_TEAM or not care.strip() or _PLACEHOLDER.match(care.strip()):
         errors.append("CARE_TEAM_PHONE is missing or a placeholder")

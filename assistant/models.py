@@ -87,3 +87,56 @@ class Alert(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime)
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+# -- the coordinators' web page ----------------------------------------------------------------------------
+
+class User(Base):
+    """Someone who signs in at /admin: an admin (users), a coordinator (publish, rollback, escalations) or a
+    reviewer (marks translations reviewed in their own languages)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)  # stored lower-case
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    locales: Mapped[str] = mapped_column(String(255), default="")  # a reviewer's languages, comma-separated
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    session_version: Mapped[int] = mapped_column(Integer, default=1)  # raised on sign-out: old cookies stop working
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_sign_in_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class AuditEntry(Base):
+    """Who did what, when: every publish, rollback, review, acknowledgement and account change."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(254))
+    action: Mapped[str] = mapped_column(String(40))
+    target: Mapped[str] = mapped_column(String(255), default="")
+    detail: Mapped[str] = mapped_column(Text, default="")  # never a caregiver's words or number
+
+
+class SignInFailure(Base):
+    """A failed sign-in, per account and per address, for the limit on attempts (without Redis)."""
+
+    __tablename__ = "sign_in_failures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(300), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+
+class Acknowledgement(Base):
+    """A coordinator's follow-up of an escalation: who, when, and a note."""
+
+    __tablename__ = "acknowledgements"
+
+    escalation_id: Mapped[int] = mapped_column(ForeignKey("escalations.id"), primary_key=True)
+    by: Mapped[str] = mapped_column(String(254))
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    note: Mapped[str] = mapped_column(Text, default="")

@@ -456,7 +456,8 @@ def test_opted_out_symptom_no_sms_but_staff_told_to_call(sms_app, sms_client, fa
 
 # --- F7, F8: settings ------------------------------------------------------------------------------------
 
-PRODUCTION = {"ASSISTANT_ENV": "production", "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "PUBLIC_BASE_URL": PUBLIC_URL,
+PRODUCTION = {"ASSISTANT_ENV": "production", "SECRET_KEY": "s" * 64,
+              "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "PUBLIC_BASE_URL": PUBLIC_URL,
               "CARE_TEAM_PHONE": CARE_TEAM, "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "ALERT_NUMBERS": ",".join(ALERTS),
               "TWILIO_FROM_NUMBER": "+16175550000"}
 

@@ -102,7 +102,8 @@ def test_start_over_never_erases_a_real_caregivers_opt_out(sms_client):
 def test_no_simulator_routes_in_production(database_url):
     from assistant import create_app
 
-    app = create_app({"DATABASE_URL": database_url, "ASSISTANT_ENV": "production", "TWILIO_AUTH_TOKEN": "5f" * 16,
+    app = create_app({"DATABASE_URL": database_url, "ASSISTANT_ENV": "production", "SECRET_KEY": "s" * 64,
+                      "TWILIO_AUTH_TOKEN": "5f" * 16,
                       "PUBLIC_BASE_URL": "https://example.org", "CARE_TEAM_PHONE": "+16175550142",
                       "ALERT_NUMBERS": "+16175550100", "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
                       "TWILIO_FROM_NUMBER": "+16175550000"})

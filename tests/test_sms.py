@@ -335,7 +335,8 @@ def test_simulator_shows_what_the_phone_shows(sms_client):
 def test_no_simulator_in_production(database_url):
     from assistant import create_app
 
-    app = create_app({"ASSISTANT_ENV": "production", "DATABASE_URL": database_url, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+    app = create_app({"ASSISTANT_ENV": "production", "SECRET_KEY": "s" * 64,
+                      "DATABASE_URL": database_url, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
                       "PUBLIC_BASE_URL": PUBLIC_URL, "CARE_TEAM_PHONE": CARE_TEAM, "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
                       "ALERT_NUMBERS": ",".join(ALERTS), "TWILIO_FROM_NUMBER": "+16175550000"})
     assert app.test_client().get("/").status_code == 404

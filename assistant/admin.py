@@ -1,0 +1,260 @@
+"""The coordinators' web page at /admin: sign-in, overview, escalations to follow up, preview, users, audit.
+
+Plain server-rendered pages (Jinja, one stylesheet, no script needed). Every form carries a CSRF token
+(Flask-WTF); the Twilio webhooks are not checked for one, they are signed instead. The pages are a thin
+face on the same functions the command line uses: no check, rule or publish logic of their own.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from flask import Blueprint, Flask, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from sqlalchemy import func, select
+
+from . import accounts
+from .accounts import AccountError, current_viewer, requires
+from .catalog import language_name
+from .conversation import State
+from .db import get_session
+from .direction import html_lang, text_direction
+from .models import Acknowledgement, Alert, AuditEntry, Escalation, InboundMessage, User, utcnow
+
+log = logging.getLogger(__name__)
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+csrf = CSRFProtect()
+
+LEVEL_COLOURS = {"emergency": "#a40000", "call_now": "#b35c00", "info": "#0a58ca", "none": "#6b6b6b"}
+LEVEL_WORDS = {"emergency": "Emergency", "call_now": "Call now", "info": "Answer", "none": "Other reply"}
+DAYS = 30
+
+
+@bp.before_request
+def _checks() -> None:
+    if request.method == "POST":
+        csrf.protect()  # every form of these pages; 400 with a plain message when missing or wrong
+
+
+@bp.app_context_processor
+def _viewer() -> dict[str, Any]:
+    return {"viewer": current_viewer() if request.path.startswith("/admin") else None,
+            "language_name": language_name, "html_lang": html_lang, "text_direction": text_direction,
+            "level_words": LEVEL_WORDS}
+
+
+# -- signing in and out -----------------------------------------------------------------------------------
+
+@bp.route("/sign-in", methods=["GET", "POST"])
+def sign_in():
+    error, email = "", ""
+    if request.method == "POST":
+        email = request.form.get("email", "")[:254]
+        user, error = accounts.sign_in(get_session(), email, request.form.get("password", "")[:1000],
+                                       request.remote_addr or "unknown")
+        if user is not None:
+            accounts.start_session(user)
+            target = request.args.get("next", "")
+            # Only a page of this site: an address from the query must not send a coordinator elsewhere.
+            if not target.startswith("/admin") or target.startswith("//"):
+                target = url_for("admin.overview")
+            return redirect(target)
+    status = 429 if error.startswith("Too many") else (401 if error else 200)
+    return render_template("admin/sign_in.html", error=error, email=email), status
+
+
+@bp.post("/sign-out")
+def sign_out():
+    accounts.end_session(get_session())
+    flash("You are signed out.")
+    return redirect(url_for("admin.sign_in"))
+
+
+# -- overview ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Bar:
+    day: date
+    x: float
+    parts: tuple[tuple[str, float, float, int], ...]  # (level, y, height, count)
+    total: int
+
+
+def daily_counts(days: int = DAYS) -> tuple[list[date], dict[date, dict[str, int]], dict[str, int]]:
+    """Texts per day and level over the last ``days`` days, and per language over the whole period."""
+    db = get_session()
+    start = (utcnow() - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    day = func.date(InboundMessage.received_at)
+    per_day: dict[date, dict[str, int]] = {}
+    for d, level, n in db.execute(select(day, InboundMessage.level, func.count())
+                                  .where(InboundMessage.received_at >= start).group_by(day, InboundMessage.level)):
+        d = d if isinstance(d, date) else date.fromisoformat(str(d))
+        per_day.setdefault(d, {})[level] = n
+    per_language = dict(db.execute(select(InboundMessage.locale, func.count())
+                                   .where(InboundMessage.received_at >= start)
+                                   .group_by(InboundMessage.locale)).all())
+    dates = [start.date() + timedelta(days=i) for i in range(days)]
+    return dates, per_day, per_language
+
+
+def chart(dates: list[date], per_day: dict[date, dict[str, int]], height: float = 160.0,
+          width: float = 620.0) -> tuple[list[Bar], int]:
+    """Stacked bars, one a day, scaled to the busiest day (drawn as SVG by the template)."""
+    top = max([sum(v.values()) for v in per_day.values()] or [0]) or 1
+    step = width / len(dates)
+    bars = []
+    for i, d in enumerate(dates):
+        counts, y, parts = per_day.get(d, {}), height, []
+        for level in ("none", "info", "call_now", "emergency"):
+            n = counts.get(level, 0)
+            if n:
+                h = height * n / top
+                y -= h
+                parts.append((level, round(y, 1), round(h, 1), n))
+        bars.append(Bar(d, round(i * step, 1), tuple(parts), sum(counts.values())))
+    return bars, top
+
+
+@bp.get("/")
+@requires("view")
+def overview():
+    db = get_session()
+    dates, per_day, per_language = daily_counts()
+    bars, top = chart(dates, per_day)
+    open_escalations = db.scalar(
+        select(func.count()).select_from(Escalation)
+        .outerjoin(Acknowledgement, Acknowledgement.escalation_id == Escalation.id)
+        .where(Acknowledgement.escalation_id.is_(None))) or 0
+    totals = {level: sum(v.get(level, 0) for v in per_day.values()) for level in LEVEL_WORDS}
+    languages = sorted(per_language.items(), key=lambda kv: -kv[1])
+    return render_template("admin/overview.html", bars=bars, top=top, dates=dates, totals=totals,
+                           languages=languages, most=max(per_language.values() or [1]),
+                           open_escalations=open_escalations, colours=LEVEL_COLOURS, days=DAYS,
+                           live=_live_revision())
+
+
+def _live_revision() -> str:
+    """What the live catalog is, in words (publishing adds revision numbers)."""
+    catalog = current_app.extensions["assistant"].store.current
+    return getattr(catalog, "revision_label", "") or "the files shipped with this version"
+
+
+# -- escalations ------------------------------------------------------------------------------------------
+
+@bp.get("/escalations")
+@requires("escalations")
+def escalations():
+    state = request.args.get("state", "open")
+    if state not in ("open", "acknowledged", "all"):
+        state = "open"
+    db = get_session()
+    query = (select(Escalation, Acknowledgement)
+             .outerjoin(Acknowledgement, Acknowledgement.escalation_id == Escalation.id)
+             .order_by(Escalation.created_at.desc(), Escalation.id.desc()).limit(200))
+    if state == "open":
+        query = query.where(Acknowledgement.escalation_id.is_(None))
+    elif state == "acknowledged":
+        query = query.where(Acknowledgement.escalation_id.is_not(None))
+    rows = db.execute(query).all()
+    ids = [e.id for e, _ in rows]
+    alerts: dict[int, list[tuple[str, str]]] = {}
+    if ids:
+        for escalation_id, to, status in db.execute(select(Alert.escalation_id, Alert.to_number, Alert.status)
+                                                    .where(Alert.escalation_id.in_(ids)).order_by(Alert.id)):
+            alerts.setdefault(escalation_id, []).append((to, status))
+    return render_template("admin/escalations.html", rows=rows, alerts=alerts, state=state,
+                           channel_of=lambda e: getattr(e, "channel", "sms"))
+
+
+@bp.post("/escalations/<int:escalation_id>/acknowledge")
+@requires("escalations")
+def acknowledge(escalation_id: int):
+    db = get_session()
+    escalation = db.get(Escalation, escalation_id)
+    if escalation is None:
+        abort(404)
+    viewer = current_viewer()
+    if db.get(Acknowledgement, escalation_id) is None:
+        note = request.form.get("note", "").strip()[:2000]
+        db.add(Acknowledgement(escalation_id=escalation_id, by=viewer.email, note=note))
+        accounts.audit(db, viewer.email, "escalation.acknowledge", f"escalation #{escalation_id}",
+                       "with a note" if note else "")
+        db.commit()
+        flash(f"Escalation #{escalation_id} acknowledged.")
+    return redirect(url_for("admin.escalations", state=request.args.get("state", "open")))
+
+
+# -- preview ----------------------------------------------------------------------------------------------
+
+@bp.route("/preview", methods=["GET", "POST"])
+@requires("view")
+def preview():
+    assistant = current_app.extensions["assistant"]
+    languages = assistant.store.current.languages
+    text, locale, reply = "", "", None
+    if request.method == "POST":
+        text = request.form.get("text", "")[:2000]
+        locale = request.form.get("locale", "")
+        state = State(locale=locale, locale_explicit=True) if locale in languages else State()
+        reply = assistant.reply(text, state)
+    return render_template("admin/preview.html", text=text, locale=locale, reply=reply, languages=languages)
+
+
+# -- users and audit --------------------------------------------------------------------------------------
+
+@bp.route("/users", methods=["GET", "POST"])
+@requires("users")
+def users():
+    db = get_session()
+    viewer = current_viewer()
+    if request.method == "POST":
+        form = request.form
+        if form.get("action") == "deactivate":
+            user = db.get(User, int(form.get("id", "0") or 0))
+            if user is not None and user.id != viewer.id:
+                user.active, user.session_version = False, user.session_version + 1
+                accounts.audit(db, viewer.email, "user.deactivate", user.email)
+                db.commit()
+                flash(f"{user.email} can no longer sign in.")
+        else:
+            try:
+                user = accounts.create_user(db, form.get("email", ""), form.get("password", ""),
+                                            form.get("role", ""), [x.strip() for x in form.get("locales", "")
+                                                                   .split(",") if x.strip()])
+                accounts.audit(db, viewer.email, "user.create", user.email, f"role {user.role}")
+                db.commit()
+                flash(f"Account created for {user.email}.")
+            except AccountError as exc:
+                db.rollback()
+                flash(str(exc), "error")
+        return redirect(url_for("admin.users"))
+    return render_template("admin/users.html", users=db.scalars(select(User).order_by(User.email)).all(),
+                           roles=accounts.ROLES, languages=current_app.extensions["assistant"].store.current.languages)
+
+
+@bp.get("/audit")
+@requires("audit")
+def audit_log():
+    entries = get_session().scalars(select(AuditEntry).order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
+                                    .limit(300)).all()
+    return render_template("admin/audit.html", entries=entries)
+
+
+def _csrf_failed(exc: CSRFError):
+    if not request.path.startswith("/admin"):
+        return exc
+    return render_template("admin/message.html", title="The form expired",
+                           message="This page was open too long or came from elsewhere. Go back, reload the "
+                                   "page and try again."), 400
+
+
+def init_app(app: Flask) -> None:
+    # Forms are checked on these pages only (before_request above): the webhooks are signed instead.
+    app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)
+    app.config.setdefault("WTF_CSRF_TIME_LIMIT", 12 * 3600)
+    csrf.init_app(app)
+    app.register_error_handler(CSRFError, _csrf_failed)
+    app.register_blueprint(bp)

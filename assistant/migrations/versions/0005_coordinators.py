@@ -1,0 +1,55 @@
+"""the coordinators' web page: users, audit log, sign-in failures, acknowledgements
+
+Revision ID: 0005
+Revises: 0002
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0005"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "users",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("email", sa.String(length=254), nullable=False, unique=True),
+        sa.Column("password_hash", sa.String(length=255), nullable=False),
+        sa.Column("role", sa.String(length=16), nullable=False),
+        sa.Column("locales", sa.String(length=255), nullable=False, server_default=""),
+        sa.Column("active", sa.Boolean(), nullable=False, server_default=sa.true()),
+        sa.Column("session_version", sa.Integer(), nullable=False, server_default="1"),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("last_sign_in_at", sa.DateTime(), nullable=True),
+    )
+    op.create_table(
+        "audit_log",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("at", sa.DateTime(), nullable=False, index=True),
+        sa.Column("actor", sa.String(length=254), nullable=False),
+        sa.Column("action", sa.String(length=40), nullable=False),
+        sa.Column("target", sa.String(length=255), nullable=False, server_default=""),
+        sa.Column("detail", sa.Text(), nullable=False, server_default=""),
+    )
+    op.create_table(
+        "sign_in_failures",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("key", sa.String(length=300), nullable=False, index=True),
+        sa.Column("at", sa.DateTime(), nullable=False, index=True),
+    )
+    op.create_table(
+        "acknowledgements",
+        sa.Column("escalation_id", sa.Integer(), sa.ForeignKey("escalations.id"), primary_key=True),
+        sa.Column("by", sa.String(length=254), nullable=False),
+        sa.Column("at", sa.DateTime(), nullable=False),
+        sa.Column("note", sa.Text(), nullable=False, server_default=""),
+    )
+
+
+def downgrade() -> None:
+    for table in ("acknowledgements", "sign_in_failures", "audit_log", "users"):
+        op.drop_table(table)

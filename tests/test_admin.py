@@ -1,0 +1,251 @@
+"""The coordinators' web page with Flask's client: every route for every role, and the refusals (no
+session, wrong role, missing or wrong CSRF token, too many sign-in attempts)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from lxml import html
+from sqlalchemy import select
+
+from assistant import create_app
+from assistant.accounts import MAX_FAILURES_ACCOUNT, create_user
+from assistant.db import get_session
+from assistant.models import Acknowledgement, AuditEntry, Escalation, User
+
+from .conftest import CARE_TEAM, text_sms
+
+PASSWORD = "correct horse battery"
+ROUTES = {  # path -> the roles that may open it
+    "/admin/": {"admin", "coordinator", "reviewer"},
+    "/admin/preview": {"admin", "coordinator", "reviewer"},
+    "/admin/escalations": {"admin", "coordinator"},
+    "/admin/users": {"admin"},
+    "/admin/audit": {"admin"},
+}
+
+
+@pytest.fixture
+def admin_app(sms_app):
+    sms_app.config.update(PASSWORD_HASH_METHOD="pbkdf2:sha256:1000", WTF_CSRF_ENABLED=True, SECRET_KEY="t" * 40)
+    sms_app.secret_key = "t" * 40
+    with sms_app.app_context():
+        db = get_session()
+        create_user(db, "ada@example.org", PASSWORD, "admin")
+        create_user(db, "cora@example.org", PASSWORD, "coordinator")
+        create_user(db, "rev@example.org", PASSWORD, "reviewer", ["es"])
+        db.commit()
+    return sms_app
+
+
+def token(client, path="/admin/sign-in") -> str:
+    page = html.fromstring(client.get(path).data)
+    return page.xpath("//input[@name='csrf_token']/@value")[0]
+
+
+def sign_in(client, email: str, password: str = PASSWORD, **headers):
+    return client.post("/admin/sign-in", data={"email": email, "password": password,
+                                               "csrf_token": token(client)}, **headers)
+
+
+def signed_in(app, role: str):
+    client = app.test_client()
+    email = {"admin": "ada@example.org", "coordinator": "cora@example.org", "reviewer": "rev@example.org"}[role]
+    assert sign_in(client, email).status_code == 302
+    return client
+
+
+@pytest.mark.parametrize("path", list(ROUTES))
+def test_nothing_without_a_session(admin_app, path):
+    response = admin_app.test_client().get(path)
+    assert response.status_code == 302 and "/admin/sign-in" in response.headers["Location"]
+
+
+@pytest.mark.parametrize("role", ["admin", "coordinator", "reviewer"])
+def test_each_role_sees_its_pages_and_is_refused_the_others(admin_app, role):
+    client = signed_in(admin_app, role)
+    for path, roles in ROUTES.items():
+        status = client.get(path).status_code
+        assert status == (200 if role in roles else 403), (role, path, status)
+    nav = html.fromstring(client.get("/admin/").data).xpath("//nav[@aria-label='Pages']//a/text()")
+    assert ("Escalations" in nav) == (role != "reviewer") and ("Users" in nav) == (role == "admin")
+
+
+def test_sign_in_with_a_wrong_password_says_so(admin_app):
+    response = sign_in(admin_app.test_client(), "ada@example.org", "wrong password!!")
+    assert response.status_code == 401 and b"Wrong email or password." in response.data
+
+
+def test_too_many_attempts_lock_the_account_with_a_clear_message(admin_app):
+    client = admin_app.test_client()
+    for _ in range(MAX_FAILURES_ACCOUNT):
+        assert sign_in(client, "cora@example.org", "not the password").status_code == 401
+    locked = sign_in(client, "cora@example.org")  # even the right password, for now
+    assert locked.status_code == 429 and b"Too many failed sign-ins. Wait 15 minutes" in locked.data
+    assert sign_in(admin_app.test_client(), "ada@example.org").status_code == 302  # other accounts: fine
+
+
+def test_too_many_attempts_from_one_address(admin_app):
+    client = admin_app.test_client()
+    for i in range(20):
+        sign_in(client, f"nobody{i}@example.org", "x" * 12)
+    assert sign_in(client, "ada@example.org").status_code == 429
+    other = admin_app.test_client()
+    assert sign_in(other, "ada@example.org", environ_base={"REMOTE_ADDR": "10.0.0.9"}).status_code == 302
+
+
+def test_attempts_are_counted_in_redis_when_it_is_set(admin_app):
+    redis = pytest.importorskip("redis")
+    try:
+        redis.Redis(socket_timeout=0.5).ping()
+    except Exception:
+        pytest.skip("no Redis on 127.0.0.1:6379")
+    from assistant.accounts import Throttle
+
+    admin_app.extensions["throttle"] = throttle = Throttle("redis://127.0.0.1:6379/15")
+    throttle.redis.flushdb()
+    client = admin_app.test_client()
+    for _ in range(MAX_FAILURES_ACCOUNT):
+        sign_in(client, "cora@example.org", "not the password")
+    assert int(throttle.redis.get("signin:account:cora@example.org")) == MAX_FAILURES_ACCOUNT
+    assert sign_in(client, "cora@example.org").status_code == 429
+    throttle.redis.flushdb()
+
+
+@pytest.mark.parametrize("csrf", [None, "forged"])
+def test_forms_need_their_csrf_token(admin_app, csrf):
+    data = {"email": "ada@example.org", "password": PASSWORD}
+    if csrf:
+        data["csrf_token"] = csrf
+    response = admin_app.test_client().post("/admin/sign-in", data=data)
+    assert response.status_code == 400 and b"The form expired" in response.data
+    client = signed_in(admin_app, "coordinator")
+    text_sms(client, "my son has a fever")
+    escalation_id = _first_escalation(admin_app)
+    refused = client.post(f"/admin/escalations/{escalation_id}/acknowledge", data={"note": "x", **(
+        {"csrf_token": csrf} if csrf else {})})
+    assert refused.status_code == 400
+    with admin_app.app_context():
+        assert get_session().get(Acknowledgement, escalation_id) is None
+
+
+def test_the_twilio_webhook_needs_no_csrf_token(admin_app):
+    response = text_sms(admin_app.test_client(), "MENU")
+    assert response.status_code == 200 and b"<Message>" in response.data
+
+
+def _first_escalation(app) -> int:
+    with app.app_context():
+        return get_session().scalar(select(Escalation.id).order_by(Escalation.id))
+
+
+def test_a_coordinator_acknowledges_an_escalation_with_a_note(admin_app):
+    client = signed_in(admin_app, "coordinator")
+    text_sms(client, "my son has a fever of 39", sender="+16175550188")
+    page = html.fromstring(client.get("/admin/escalations").data)
+    article = page.xpath("//article")[0]
+    assert "+16175550188" in article.text_content() and "Call now" in article.text_content()
+    assert "my son has a fever of 39" in article.xpath(".//blockquote/text()")[0]
+    assert re.search(r"\+16175550001: pending", article.text_content())  # alert delivery state
+    escalation_id = _first_escalation(admin_app)
+    done = client.post(f"/admin/escalations/{escalation_id}/acknowledge",
+                       data={"note": "called back, going to ER", "csrf_token": token(client, "/admin/escalations")})
+    assert done.status_code == 302
+    assert html.fromstring(client.get("/admin/escalations").data).xpath("//article") == []  # no longer open
+    acknowledged = client.get("/admin/escalations?state=acknowledged").data.decode()
+    assert "Acknowledged by cora@example.org" in acknowledged and "called back, going to ER" in acknowledged
+    with admin_app.app_context():
+        entry = get_session().scalar(select(AuditEntry).where(AuditEntry.action == "escalation.acknowledge"))
+        assert entry.actor == "cora@example.org" and entry.target == f"escalation #{escalation_id}"
+        assert "ER" not in entry.detail  # the note stays with the escalation, not in the log
+
+
+def test_the_overview_counts_by_level_and_language(admin_app):
+    client = signed_in(admin_app, "reviewer")
+    text_sms(client, "MENU")
+    text_sms(client, "fiebre", sender="+16175550177")
+    page = html.fromstring(client.get("/admin/").data)
+    assert page.xpath("//svg[@role='img']")  # drawn on the server
+    legend = " ".join(page.xpath("//figcaption//text()"))
+    assert "Call now: 1" in legend and "Other reply: 1" in legend
+    rows = [" ".join(r.xpath(".//td/text()")) for r in page.xpath("//table//tbody/tr")]
+    assert any("Español" in r and "1" in r for r in rows)
+    assert "1 open" in page.text_content().replace("\n", " ")
+
+
+def test_preview_shows_the_exact_reply(admin_app):
+    client = signed_in(admin_app, "reviewer")
+    page = client.post("/admin/preview", data={"text": "tiene fiebre", "locale": "es",
+                                              "csrf_token": token(client, "/admin/preview")})
+    doc = html.fromstring(page.data)
+    bubble = doc.xpath("//p[@class='bubble']")[0]
+    assert bubble.get("lang") == "es" and bubble.text_content().startswith("LLAME YA")
+    assert CARE_TEAM in bubble.text_content() and "call_now" in doc.text_content()
+
+
+def test_an_admin_creates_and_deactivates_accounts(admin_app):
+    client = signed_in(admin_app, "admin")
+    csrf = token(client, "/admin/users")
+    client.post("/admin/users", data={"email": "New@Example.org", "role": "reviewer", "locales": "fr,ar",
+                                      "password": "twelve chars!", "csrf_token": csrf})
+    bad = client.post("/admin/users", data={"email": "x@example.org", "role": "reviewer", "locales": "",
+                                            "password": "twelve chars!", "csrf_token": csrf}, follow_redirects=True)
+    assert b"a reviewer needs --locales" in bad.data
+    new = signed_in_as(admin_app, "new@example.org", "twelve chars!")
+    assert new.get("/admin/preview").status_code == 200
+    with admin_app.app_context():
+        user_id = get_session().scalar(select(User.id).where(User.email == "new@example.org"))
+    client.post("/admin/users", data={"action": "deactivate", "id": user_id, "csrf_token": csrf})
+    assert new.get("/admin/preview").status_code == 302  # signed out at once
+    audit = client.get("/admin/audit").data.decode()
+    assert "user.create" in audit and "user.deactivate" in audit
+
+
+def signed_in_as(app, email, password):
+    client = app.test_client()
+    assert sign_in(client, email, password).status_code == 302
+    return client
+
+
+def test_sign_out_ends_every_copy_of_the_session(admin_app):
+    client = signed_in(admin_app, "admin")
+    copied = admin_app.test_client()
+    cookie = client.get_cookie("session")
+    copied.set_cookie("session", cookie.value)
+    assert copied.get("/admin/").status_code == 200
+    client.post("/admin/sign-out", data={"csrf_token": token(client, "/admin/")})
+    assert client.get("/admin/").status_code == 302 and copied.get("/admin/").status_code == 302
+
+
+def test_sign_in_never_sends_a_coordinator_elsewhere(admin_app):
+    client = admin_app.test_client()
+    response = client.post("/admin/sign-in?next=https://evil.example/admin",
+                           data={"email": "ada@example.org", "password": PASSWORD, "csrf_token": token(client)})
+    assert response.headers["Location"] == "/admin/"
+
+
+def test_production_cookies_and_secret(database_url, tmp_path):
+    config = {"DATABASE_URL": database_url, "ASSISTANT_ENV": "production", "TWILIO_AUTH_TOKEN": "5f" * 16,
+              "PUBLIC_BASE_URL": "https://example.org", "CARE_TEAM_PHONE": "+16175550142",
+              "ALERT_NUMBERS": "+16175550100", "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
+              "TWILIO_FROM_NUMBER": "+16175550000", "SPOOL_PATH": str(tmp_path / "spool.db")}
+    from assistant import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="SECRET_KEY"):
+        create_app(config)
+    app = create_app({**config, "SECRET_KEY": "k" * 48})
+    assert app.config["SESSION_COOKIE_SECURE"] and app.config["SESSION_COOKIE_HTTPONLY"]
+    assert app.config["SESSION_COOKIE_SAMESITE"] == "Lax"
+
+
+def test_create_user_reads_the_password_from_standard_input(admin_app):
+    runner = admin_app.test_cli_runner()
+    result = runner.invoke(args=["admin", "create-user", "Cli@Example.org", "--role", "coordinator"],
+                           input="a long enough password\n")
+    assert result.exit_code == 0 and "created cli@example.org (coordinator)" in result.output
+    short = runner.invoke(args=["admin", "create-user", "b@example.org", "--role", "admin"], input="short\n")
+    assert short.exit_code != 0 and "at least 12 characters" in short.output
+    with admin_app.app_context():
+        user = get_session().scalar(select(User).where(User.email == "cli@example.org"))
+        assert user.password_hash.startswith("pbkdf2:") and "a long enough" not in user.password_hash

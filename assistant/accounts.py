@@ -268,6 +268,9 @@ def init_app(app: Flask) -> None:
     app.config.update(SESSION_COOKIE_SECURE=production, SESSION_COOKIE_HTTPONLY=True,
                       SESSION_COOKIE_SAMESITE="Lax", PERMANENT_SESSION_LIFETIME=timedelta(hours=12))
     app.extensions["throttle"] = Throttle(app.config.get("REDIS_URL") or None)
+    from .retention import purge_command
+
+    admin_cli.add_command(purge_command)
     app.cli.add_command(admin_cli)
 
 

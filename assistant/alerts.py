@@ -245,11 +245,15 @@ def worker_command(once: bool, poll: float) -> None:
     worker = f"worker-{uuid.uuid4().hex[:12]}"
     client = twilio_client(app.config)
     recorder = app.extensions["recorder"]
+    from .retention import Schedule
+
+    retention = Schedule()
     while True:
         try:
             run_once(app, worker, client)
         except Exception:  # the database may be away for a moment; keep the worker alive
             log.exception("worker pass failed")
+        retention.maybe(app)  # caregivers' words and numbers older than MESSAGE_RETENTION_DAYS
         try:
             recorder.drain()  # a spool on this machine that no web process writes back (they all ended)
         except Exception:

@@ -1,0 +1,55 @@
+"""Caregivers' words and numbers are deleted after MESSAGE_RETENTION_DAYS; counts and opt-outs stay."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from assistant.db import get_session
+from assistant.models import Acknowledgement, Alert, Escalation, InboundMessage, Sender, utcnow
+from assistant.retention import purge
+
+from .conftest import text_sms
+
+
+def test_old_words_and_numbers_go_counts_and_opt_outs_stay(sms_app, sms_client):
+    text_sms(sms_client, "my son has a fever", sender="+16175550101")
+    text_sms(sms_client, "MENU", sender="+16175550102")
+    text_sms(sms_client, "STOP", sender="+16175550103")
+    sms_app.extensions["recorder"].flush()
+    with sms_app.app_context():
+        db = get_session()
+        db.add(Acknowledgement(escalation_id=db.scalar(select(Escalation.id)), by="c@example.org",
+                               note="called +16175550101"))
+        db.commit()
+        engine = sms_app.extensions["engine"]
+        assert purge(engine, 90)["escalations"] == 0  # nothing is old yet
+
+        done = purge(engine, 90, now=utcnow() + timedelta(days=91))
+        assert done["messages"] == 3 and done["escalations"] == 1 and done["alerts"] == 2 and done["notes"] == 1
+        db.expire_all()
+        escalation = db.scalar(select(Escalation))
+        assert (escalation.phone, escalation.text) == ("", "")
+        assert (escalation.level, escalation.topic, escalation.locale) == ("call_now", "fever", "en")
+        assert db.scalar(select(func.count()).select_from(InboundMessage)) == 3  # the counts stay
+        assert db.scalar(select(func.count()).where(InboundMessage.phone != "")) == 0
+        assert all("+1617" not in a.body for a in db.scalars(select(Alert)))
+        assert db.scalar(select(Acknowledgement)).note == ""
+        # The opt-out stays, whatever its age; a quiet number's language goes.
+        assert [s.phone for s in db.scalars(select(Sender))] == ["+16175550103"]
+        assert purge(engine, 90, now=utcnow() + timedelta(days=92)) == {k: 0 for k in done}
+
+
+def test_the_opted_out_number_is_still_not_texted_after_a_purge(sms_app, sms_client):
+    text_sms(sms_client, "STOP", sender="+16175550104")
+    sms_app.extensions["recorder"].flush()
+    purge(sms_app.extensions["engine"], 1, now=utcnow() + timedelta(days=400))
+    from .test_sms import messages
+
+    assert messages(text_sms(sms_client, "fever", sender="+16175550104")) == []
+
+
+def test_purge_command(sms_app):
+    result = sms_app.test_cli_runner().invoke(args=["admin", "purge", "--days", "30"])
+    assert result.exit_code == 0 and result.output.startswith("older than 30 days:")

@@ -18,10 +18,10 @@ from sqlalchemy import func, select
 
 from . import accounts
 from .accounts import AccountError, current_viewer, requires
-from .catalog import language_name
 from .conversation import State
 from .db import get_session
 from .direction import html_lang, text_direction
+from .language import language_label
 from .models import Acknowledgement, Alert, AuditEntry, Escalation, InboundMessage, User, utcnow
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ def _checks() -> None:
 @bp.app_context_processor
 def _viewer() -> dict[str, Any]:
     return {"viewer": current_viewer() if request.path.startswith("/admin") else None,
-            "language_name": language_name, "html_lang": html_lang, "text_direction": text_direction,
+            "language_name": language_label, "html_lang": html_lang, "text_direction": text_direction,
             "level_words": LEVEL_WORDS}
 
 

@@ -257,3 +257,16 @@ def _marks_fit(written: str, spelling: str) -> bool:
     if len(k) < len(w):  # a stem ("ói*") spells the start of the word
         w = w[: len(k)]
     return len(w) == len(k) and all(a <= b for a, b in zip(w, k, strict=True))
+
+
+def language_label(locale: str) -> str:
+    """"Spanish (Español)": a coordinator's name for the language, then the caregiver's own."""
+    from .catalog import language_name
+
+    own = language_name(locale)
+    try:
+        loc = Locale.parse(locale)
+        english = loc.get_language_name("en") + (f" ({loc.get_script_name('en')})" if loc.script else "")
+    except Exception:
+        english = locale
+    return english if english == own else f"{english} ({own})"

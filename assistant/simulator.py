@@ -12,7 +12,6 @@ import re
 import uuid
 from typing import Any
 
-from babel import Locale
 from flask import (
     Blueprint,
     Flask,
@@ -29,11 +28,11 @@ from sqlalchemy import select
 
 from . import inbox
 from .alerts import alert_numbers
-from .catalog import language_name
 from .config import PLACEHOLDER_CARE_TEAM
 from .db import get_session
 from .direction import html_lang, text_direction
 from .inbox import SIMULATED_SID, Outcome
+from .language import language_label
 from .models import Alert, Escalation
 from .segments import NUMBER
 
@@ -117,17 +116,6 @@ def _alert_note(app: Flask, outcome: Outcome, sid: str) -> str:
     return "On-call staff alert " + "; ".join(parts) + "."
 
 
-def _language(locale: str) -> str:
-    """"Spanish (Español)": the coordinator's name for it, then the caregiver's."""
-    own = language_name(locale)
-    try:
-        loc = Locale.parse(locale)
-        english = loc.get_language_name("en") + (f" ({loc.get_script_name('en')})" if loc.script else "")
-    except Exception:
-        english = locale
-    return english if english == own else f"{english} ({own})"
-
-
 def describe(app: Flask, outcome: Outcome, sid: str) -> dict[str, Any]:
     """The reply as the page shows it: the text with its language and direction, and a plain-words
     line on its size, kind and language, with the technical terms for a hover or the legend."""
@@ -154,7 +142,7 @@ def describe(app: Flask, outcome: Outcome, sid: str) -> dict[str, Any]:
     texts = f"{outcome.segments} text{'s' if outcome.segments != 1 else ''}, {size}" if outcome.text else ""
     item.update(badge=badge, badge_title=f"{outcome.level}: {meaning}", kind=kind, size=texts,
                 size_title=f"{outcome.segments} SMS segment(s), {technical}",
-                language=_language(outcome.locale),
+                language=language_label(outcome.locale),
                 alerts=_alert_note(app, outcome, sid))
     return item
 

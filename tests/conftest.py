@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -81,7 +83,6 @@ def make_assistant(pos: dict, *, serve_unreviewed: bool = True, languages=None) 
 
 
 # --- SMS layer: real databases, Twilio-signed requests, a local stand-in for Twilio's REST API ---------
-import os  # noqa: E402
 import uuid  # noqa: E402
 
 from sqlalchemy import create_engine, text  # noqa: E402
@@ -169,3 +170,51 @@ def post_signed(client, path: str, form: dict, *, url: str | None = None, token:
 def text_sms(client, body: str, **kwargs):
     kwargs.setdefault("sid", "SM" + uuid.uuid4().hex)
     return post_signed(client, "/sms", twilio_form(body, **kwargs))
+
+
+# -- browser tests (Playwright driving Debian's Chromium) ---------------------------------------------------
+
+CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+SHOTS = ROOT / "docs" / "screenshots"  # written by the browser tests; the README links them
+
+
+def _browser_missing() -> str | None:
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "Playwright for Python is not installed (make install)"
+    if not Path(CHROMIUM).exists():
+        return f"Chromium not found at {CHROMIUM} (Debian: apt-get install chromium)"
+    return None
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Chromium, headless. Missing, the browser tests are skipped, unless REQUIRE_BROWSER=1 (CI): then they
+    fail, so that CI never passes without them."""
+    missing = _browser_missing()
+    if missing:
+        if os.environ.get("REQUIRE_BROWSER") == "1":
+            pytest.fail(f"REQUIRE_BROWSER=1 but {missing}")
+        pytest.skip(missing)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        # Without these, Chromium keeps trying to reach Google on a machine with no way out.
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"])
+        yield browser
+        browser.close()
+
+
+def serve(app):
+    """``app`` served on a free loopback port by the threaded development server (what `make run` uses);
+    returns (base URL, stop function)."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    httpd = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    return f"http://127.0.0.1:{httpd.server_port}", httpd.shutdown

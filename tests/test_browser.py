@@ -7,51 +7,19 @@ Chromium these tests are skipped, unless REQUIRE_BROWSER=1 (CI), where a missing
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import threading
 import zlib
-from pathlib import Path
 
 import pytest
 
 from assistant import create_app
 from assistant.db import upgrade
 
-from .conftest import CARE_TEAM, ROOT
+from .conftest import CARE_TEAM, SHOTS
 
-CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-SHOTS = ROOT / "docs" / "screenshots"
 PHONE_SIZE, DESKTOP_SIZE = {"width": 390, "height": 844}, {"width": 1280, "height": 800}
 ALERTS = "+16175550201"
-
-
-def _browser_missing() -> str | None:
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "Playwright for Python is not installed (make install)"
-    if not Path(CHROMIUM).exists():
-        return f"Chromium not found at {CHROMIUM} (Debian: apt-get install chromium)"
-    return None
-
-
-@pytest.fixture(scope="module")
-def browser():
-    missing = _browser_missing()
-    if missing:
-        if os.environ.get("REQUIRE_BROWSER") == "1":
-            pytest.fail(f"REQUIRE_BROWSER=1 but {missing}")
-        pytest.skip(missing)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        # Without these, Chromium keeps trying to reach Google on a machine with no way out.
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"])
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,114 @@
+"""The coordinators' pages in a real browser (Playwright, Debian's Chromium), served on loopback with a real
+SQLite database. Screenshots of each page go to docs/screenshots/ (the README links them)."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+
+import pytest
+
+from assistant import create_app
+from assistant.accounts import create_user
+from assistant.db import get_session, upgrade
+
+from .conftest import CARE_TEAM, SHOTS, serve
+
+PASSWORD = "correct horse battery"
+DESKTOP = {"width": 1280, "height": 900}
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("admin")
+    app = create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{folder / 'a.db'}",
+                      "SPOOL_PATH": str(folder / "spool.db"), "CARE_TEAM_PHONE": CARE_TEAM,
+                      "ALERT_NUMBERS": "+16175550201", "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
+                      "SECRET_KEY": "b" * 40})
+    upgrade(app.config["DATABASE_URL"])
+    with app.app_context():
+        db = get_session()
+        create_user(db, "cora@example.org", PASSWORD, "coordinator")
+        db.commit()
+    url, stop = serve(app)
+    yield url
+    stop()
+    app.extensions["recorder"].close()
+
+
+def text(site: str, number: str, body: str) -> dict:
+    request = urllib.request.Request(f"{site}/simulator/send", data=json.dumps({"from": number, "text": body}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
+@pytest.fixture
+def page(browser, site):
+    context = browser.new_context(viewport=DESKTOP)
+    page = context.new_page()
+    page.goto(f"{site}/admin/")
+    page.get_by_label("Email").fill("cora@example.org")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{site}/admin/")
+    yield page
+    context.close()
+
+
+def test_sign_in_page(browser, site):
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    page.goto(f"{site}/admin/escalations")
+    assert page.url.endswith("/admin/sign-in?next=/admin/escalations")
+    page.get_by_label("Email").fill("cora@example.org")
+    page.get_by_label("Password").fill("wrong password")
+    page.get_by_role("button", name="Sign in").click()
+    assert page.get_by_role("alert").inner_text() == "Wrong email or password."
+    page.screenshot(path=str(SHOTS / "admin-sign-in-phone.png"))
+    context.close()
+
+
+def test_a_coordinator_acknowledges_an_escalation(page, site):
+    text(site, "+16175550301", "ابني عنده حمى")
+    text(site, "+16175550302", "he is not breathing")
+    page.goto(f"{site}/admin/escalations")
+    articles = page.locator("article")
+    assert articles.count() == 2
+    newest = articles.first
+    assert "Emergency" in newest.inner_text() and "+16175550302" in newest.inner_text()
+    arabic = page.locator("article blockquote[lang='ar']")
+    assert arabic.evaluate("e => getComputedStyle(e).direction") == "rtl"
+    page.screenshot(path=str(SHOTS / "admin-escalations.png"), full_page=True)
+    newest.get_by_label("Note (what was done)").fill("Called back; ambulance on the way")
+    newest.get_by_role("button", name="Acknowledge").click()
+    assert "acknowledged" in page.get_by_role("status").inner_text()
+    assert page.locator("article").count() == 1
+    page.get_by_role("link", name="Acknowledged").click()
+    assert "Acknowledged by cora@example.org" in page.locator("article").first.inner_text()
+
+
+def test_overview_and_preview(page, site):
+    text(site, "+16175550303", "MENU")
+    text(site, "+16175550304", "fiebre")
+    page.goto(f"{site}/admin/")
+    assert page.locator("svg[role='img'] rect").count() >= 1
+    page.screenshot(path=str(SHOTS / "admin-overview.png"), full_page=True)
+    page.get_by_role("link", name="Preview").click()
+    page.get_by_label("The caregiver's text").fill("tiene fiebre de 39")
+    page.get_by_label("Their language").select_option("es")
+    page.get_by_role("button", name="Show the reply").click()
+    bubble = page.locator("p.bubble")
+    assert bubble.get_attribute("lang") == "es" and bubble.inner_text().startswith("LLAME YA")
+    page.screenshot(path=str(SHOTS / "admin-preview.png"), full_page=True)
+
+
+def test_the_pages_pass_an_accessibility_check(page, site):
+    from axe_playwright_python.sync_playwright import Axe
+
+    text(site, "+16175550305", "my daughter has chills")
+    for path in ("/admin/", "/admin/escalations", "/admin/preview"):
+        page.goto(f"{site}{path}")
+        violations = Axe().run(page).response["violations"]
+        serious = [(v["id"], v["help"]) for v in violations if v["impact"] in ("serious", "critical")]
+        assert serious == [], (path, serious)

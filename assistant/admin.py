@@ -187,6 +187,20 @@ def acknowledge(escalation_id: int):
     return redirect(url_for("admin.escalations", state=request.args.get("state", "open")))
 
 
+# -- unanswered texts -------------------------------------------------------------------------------------
+
+@bp.get("/unanswered")
+@requires("publish")
+def unanswered():
+    from .retention import retention_days
+    from .unanswered import groups
+
+    catalog = current_app.extensions["assistant"].store.current
+    topics = [(t.id, catalog.text("en", f"topic:{t.id}:title")) for t in catalog.source.topics]
+    return render_template("admin/unanswered.html", groups=groups(get_session(), retention_days(current_app.config)),
+                           topics=topics, days=retention_days(current_app.config))
+
+
 # -- preview ----------------------------------------------------------------------------------------------
 
 @bp.route("/preview", methods=["GET", "POST"])

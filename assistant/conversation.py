@@ -58,6 +58,7 @@ class Reply:
     state: State
     finding: Finding = field(default_factory=lambda: Finding("none"))
     failed: bool = False  # the last-resort path answered
+    unanswered: str | None = None  # "fallback" or "did_you_mean": a text the catalog could not answer
 
     @property
     def encoding(self) -> str:
@@ -168,7 +169,8 @@ class Assistant:
         if not body.strip():
             key = "text:media_only" if media else "text:empty"
             return self._send(catalog, key, "none", None, state, finding, locale)
-        return self._send(catalog, "text:fallback", "none", None, state, finding, locale)
+        return replace(self._send(catalog, "text:fallback", "none", None, state, finding, locale),
+                       unanswered="fallback")
 
     def _command(self, hits: Sequence[Hit], n: int) -> Hit | None:
         """The whole-text command word (or LANG followed by a language)."""
@@ -283,8 +285,9 @@ class Assistant:
     def _did_you_mean(self, catalog: Catalog, topics: Sequence[str], state: State, finding: Finding,
                       locale: str) -> Reply:
         items = self._numbered([self._render(catalog, locale, f"topic:{t}:title") for t in topics])
-        return self._send(catalog, "text:did_you_mean", "info", None,
-                          replace(state, menu=tuple(f"topic:{t}" for t in topics)), finding, locale, items=items)
+        reply = self._send(catalog, "text:did_you_mean", "info", None,
+                           replace(state, menu=tuple(f"topic:{t}" for t in topics)), finding, locale, items=items)
+        return replace(reply, unanswered="did_you_mean")
 
     def _menu(self, catalog: Catalog, state: State, finding: Finding, locale: str) -> Reply:
         topics = [t.id for t in catalog.source.topics]

@@ -46,7 +46,7 @@ from sqlalchemy.engine import Engine
 from .alerts import alert_body, alert_numbers, alert_rows, record_status, send_direct
 from .conversation import LAST_RESORT, Assistant, Reply, State
 from .logs import mask_phone
-from .models import Alert, Escalation, InboundMessage, Sender, utcnow
+from .models import Alert, Escalation, InboundMessage, Sender, UnansweredText, utcnow
 from .segments import SmsSize, measure
 from .spool import Breaker, DatabaseAway, Spool, Watchdog, abort, unavailable
 
@@ -198,6 +198,9 @@ def _handle(app: Flask, message_sid: str, phone: str, text: str, media: int) -> 
     now = utcnow()
     message = {"message_sid": message_sid, "phone": phone, "num_media": media, "level": reply.level,
                "topic": reply.topic, "locale": reply.locale, "reply": reply.text, "received_at": now}
+    if reply.unanswered and text.strip():  # kept (for the retention period) to show coordinators what is missing
+        message["unanswered"] = {"message_sid": message_sid, "phone": phone, "locale": reply.locale,
+                                 "kind": reply.unanswered, "text": text[:2000], "received_at": now}
     sender = _sender_row(phone, state, reply, now, known)
     opt_change = sender is not None and bool(sender["opted_out_at"] or sender["opted_in_at"])
     if opt_change:
@@ -336,6 +339,7 @@ class Recorder:
                  config: dict[str, Any] | None = None) -> None:
         self.engine, self.read_engine, self.spool, self.config = engine, read_engine, spool, config or {}
         self._read, self._statements = RawStatement(READ, engine.dialect), _statements(engine.dialect)
+        self._unanswered = _unanswered_statement(engine.dialect)
         self._writer, self._drain_link = _Link(engine), _Link(engine)
         self._idle: list = []  # read connections not in use, for the next text on any thread
         self._idle_pid = os.getpid()
@@ -712,6 +716,9 @@ class Recorder:
         with conn.driver_connection.pipeline() if postgresql else nullcontext():
             cur = conn.cursor()
             cur.executemany(message.sql, [message.params(m) for m in messages])
+            unanswered = [m["unanswered"] for m in messages if m.get("unanswered")]
+            if unanswered:
+                cur.executemany(self._unanswered.sql, [self._unanswered.params(u) for u in unanswered])
             for item in escalating:
                 # The escalation of a message id stored already (by a retry answered elsewhere, or a
                 # spooled record written twice) is there too: the unique message id says so, and
@@ -846,6 +853,15 @@ SENDER_COLUMNS = ("phone", "locale", "locale_explicit", "menu", "more", "opted_o
 ESCALATION_COLUMNS = ("level", "locale", "topic", "rules", "phone", "text", "message_sid", "created_at")
 ALERT_COLUMNS = ("escalation_id", "to_number", "body", "status", "attempts", "next_attempt_at", "created_at",
                  "twilio_sid", "sent_at")
+
+
+def _unanswered_statement(dialect) -> RawStatement:
+    insert = sqlite_insert if dialect.name == "sqlite" else pg_insert
+    table = UnansweredText.__table__
+    columns = ("message_sid", "phone", "locale", "kind", "text", "received_at")
+    statement = (insert(table).values({c: bindparam(c) for c in columns})
+                 .on_conflict_do_nothing(index_elements=[table.c.message_sid]))
+    return RawStatement(statement, dialect)
 
 
 def _statements(dialect) -> tuple[RawStatement, RawStatement, RawStatement, RawStatement]:

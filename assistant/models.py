@@ -131,6 +131,21 @@ class SignInFailure(Base):
     at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
 
 
+class UnansweredText(Base):
+    """A text the catalog could not answer (the fallback, or "did you mean"): what tells coordinators which
+    keywords or topics are missing. Deleted after MESSAGE_RETENTION_DAYS."""
+
+    __tablename__ = "unanswered_texts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_sid: Mapped[str] = mapped_column(String(64), unique=True)
+    received_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    phone: Mapped[str] = mapped_column(String(40))
+    locale: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(16))  # fallback or did_you_mean
+    text: Mapped[str] = mapped_column(Text)
+
+
 class Acknowledgement(Base):
     """A coordinator's follow-up of an escalation: who, when, and a note."""
 

@@ -16,10 +16,10 @@ from datetime import datetime, timedelta
 import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
-from sqlalchemy import and_, delete, inspect, or_, update
+from sqlalchemy import and_, delete, or_, update
 from sqlalchemy.engine import Engine
 
-from .models import Acknowledgement, Alert, Escalation, InboundMessage, Sender, utcnow
+from .models import Acknowledgement, Alert, Escalation, InboundMessage, Sender, UnansweredText, utcnow
 
 log = logging.getLogger(__name__)
 DEFAULT_DAYS = 90
@@ -38,7 +38,6 @@ def purge(engine: Engine, days: int, now: datetime | None = None) -> dict[str, i
     """Delete what is older than ``days``; returns how many rows of each kind were cleared."""
     cutoff = (now or utcnow()) - timedelta(days=days)
     done: dict[str, int] = {}
-    tables = set(inspect(engine).get_table_names())
     with engine.begin() as conn:
         done["messages"] = conn.execute(
             update(InboundMessage).where(InboundMessage.received_at < cutoff,
@@ -56,11 +55,8 @@ def purge(engine: Engine, days: int, now: datetime | None = None) -> dict[str, i
         # Opt-outs stay: a number that said STOP is never texted again, however long ago that was.
         done["senders"] = conn.execute(
             delete(Sender).where(and_(Sender.updated_at < cutoff, Sender.opted_out.is_(False)))).rowcount
-        if "unanswered_texts" in tables:
-            from .models import UnansweredText
-
-            done["unanswered"] = conn.execute(
-                delete(UnansweredText).where(UnansweredText.received_at < cutoff)).rowcount
+        done["unanswered"] = conn.execute(
+            delete(UnansweredText).where(UnansweredText.received_at < cutoff)).rowcount
     if any(done.values()):
         log.info("retention: older than %d days deleted", days, extra={"event": "retention.purge", **done})
     return done

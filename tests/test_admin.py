@@ -249,3 +249,20 @@ def test_create_user_reads_the_password_from_standard_input(admin_app):
     with admin_app.app_context():
         user = get_session().scalar(select(User).where(User.email == "cli@example.org"))
         assert user.password_hash.startswith("pbkdf2:") and "a long enough" not in user.password_hash
+
+
+def test_unanswered_texts_grouped_by_language_and_wording(admin_app):
+    client = signed_in(admin_app, "coordinator")
+    for n, body in enumerate(["where do i park at the hospital", "where to park at the hospital?",
+                              "Where do I park at the hospital", "what is the wifi password",
+                              "donde me estaciono en el hospital", "MENU", "my son has a fever"]):
+        text_sms(client, body, sender=f"+1617555020{n}")
+    admin_app.extensions["recorder"].flush()
+    doc = html.fromstring(client.get("/admin/unanswered").data)
+    english = doc.xpath("//section[h2[starts-with(., 'English')]]//tbody/tr")
+    assert [row.xpath("./td[1]/text()")[0] for row in english] == ["3", "1"]
+    assert "park at the hospital" in english[0].text_content().lower()
+    spanish = doc.xpath("//section[h2[starts-with(., 'Spanish')]]//tbody/tr")
+    assert len(spanish) == 1 and "estaciono" in spanish[0].text_content()
+    assert "fever" not in doc.text_content() and "MENU" not in doc.xpath("string(//main)")
+    assert signed_in(admin_app, "reviewer").get("/admin/unanswered").status_code == 403

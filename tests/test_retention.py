@@ -17,6 +17,7 @@ def test_old_words_and_numbers_go_counts_and_opt_outs_stay(sms_app, sms_client):
     text_sms(sms_client, "my son has a fever", sender="+16175550101")
     text_sms(sms_client, "MENU", sender="+16175550102")
     text_sms(sms_client, "STOP", sender="+16175550103")
+    text_sms(sms_client, "what is the wifi password", sender="+16175550105")
     sms_app.extensions["recorder"].flush()
     with sms_app.app_context():
         db = get_session()
@@ -27,12 +28,13 @@ def test_old_words_and_numbers_go_counts_and_opt_outs_stay(sms_app, sms_client):
         assert purge(engine, 90)["escalations"] == 0  # nothing is old yet
 
         done = purge(engine, 90, now=utcnow() + timedelta(days=91))
-        assert done["messages"] == 3 and done["escalations"] == 1 and done["alerts"] == 2 and done["notes"] == 1
+        assert done["messages"] == 4 and done["escalations"] == 1 and done["alerts"] == 2 and done["notes"] == 1
+        assert done["unanswered"] == 1  # the wifi question: deleted, words and number
         db.expire_all()
         escalation = db.scalar(select(Escalation))
         assert (escalation.phone, escalation.text) == ("", "")
         assert (escalation.level, escalation.topic, escalation.locale) == ("call_now", "fever", "en")
-        assert db.scalar(select(func.count()).select_from(InboundMessage)) == 3  # the counts stay
+        assert db.scalar(select(func.count()).select_from(InboundMessage)) == 4  # the counts stay
         assert db.scalar(select(func.count()).where(InboundMessage.phone != "")) == 0
         assert all("+1617" not in a.body for a in db.scalars(select(Alert)))
         assert db.scalar(select(Acknowledgement)).note == ""

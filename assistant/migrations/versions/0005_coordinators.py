@@ -1,4 +1,4 @@
-"""the coordinators' web page: users, audit log, sign-in failures, acknowledgements
+"""the coordinators' web page: users, audit log, sign-in failures, unanswered texts, acknowledgements
 
 Revision ID: 0005
 Revises: 0002
@@ -42,6 +42,16 @@ def upgrade() -> None:
         sa.Column("at", sa.DateTime(), nullable=False, index=True),
     )
     op.create_table(
+        "unanswered_texts",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("message_sid", sa.String(length=64), nullable=False, unique=True),
+        sa.Column("received_at", sa.DateTime(), nullable=False, index=True),
+        sa.Column("phone", sa.String(length=40), nullable=False),
+        sa.Column("locale", sa.String(length=16), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("text", sa.Text(), nullable=False),
+    )
+    op.create_table(
         "acknowledgements",
         sa.Column("escalation_id", sa.Integer(), sa.ForeignKey("escalations.id"), primary_key=True),
         sa.Column("by", sa.String(length=254), nullable=False),
@@ -51,5 +61,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("acknowledgements", "sign_in_failures", "audit_log", "users"):
+    for table in ("acknowledgements", "unanswered_texts", "sign_in_failures", "audit_log", "users"):
         op.drop_table(table)

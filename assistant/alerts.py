@@ -186,10 +186,13 @@ def _failure(alert: Alert, error: str, permanent: bool, uncertain: bool = False)
             "next_attempt_at": utcnow() + timedelta(seconds=delay)}
 
 
-def fail_over(session: Session, escalation_id: int, failed_number: str, body: str, numbers: list[str]) -> None:
+def fail_over(session: Session, escalation_id: int | None, failed_number: str, body: str, numbers: list[str]) -> None:
     """A failed alert goes to the next number of ``numbers`` (after the failed one, then from the start)
     that has no alert for this escalation yet; with none left, an error says so. The failed row stays
-    as it is, so the outbox shows it failed."""
+    as it is, so the outbox shows it failed. A text to a caller (no escalation) is never sent to staff."""
+    if escalation_id is None:
+        log.error("text to a caller failed", extra={"event": "caller_text.failed", "to": mask_phone(failed_number)})
+        return
     have = set(session.scalars(select(Alert.to_number).where(Alert.escalation_id == escalation_id)))
     start = numbers.index(failed_number) + 1 if failed_number in numbers else 0
     for number in numbers[start:] + numbers[:start]:

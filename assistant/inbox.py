@@ -735,6 +735,10 @@ class Recorder:
 
     def _write_on(self, conn, link: _Link, items: list[_Item]) -> None:
         messages = list({i.message["message_sid"]: i.message for i in items}.values())
+        for item in items:  # records from before the channel column (a spool, an older caller) are texts
+            item.message.setdefault("channel", "sms")
+            if item.escalation is not None:
+                item.escalation.setdefault("channel", item.message["channel"])
         # A row without flags (an older caller) sets every field it carries.
         senders = [{"set_locale": True, "set_menu": True, "set_more": True, **i.sender}
                    for i in items if i.sender is not None]
@@ -860,10 +864,6 @@ class Recorder:
                 record_status(session, p["sid"], p["status"], p.get("error_code"), self.config)
             return
         p = record.payload
-        # Records spooled before the channel column existed were all texts.
-        p["message"].setdefault("channel", "sms")
-        if p.get("escalation") is not None:
-            p["escalation"].setdefault("channel", p["message"]["channel"])
         item = _Item(p["message"], p.get("sender"), None, p.get("escalation"), tuple(p.get("numbers") or ()),
                      direct=record.direct, texts=tuple(tuple(t) for t in p.get("texts") or ()))
         self._write([item], self._drain_link)

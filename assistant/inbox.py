@@ -251,7 +251,8 @@ def record_step(app: Flask, step_sid: str, phone: str, locale: str, step: str, s
                 language: str | None = None, texts: tuple[tuple[str, str], ...] = ()) -> None:
     """Keep one step of a call that is not an answer to the caller's words (the language menu, a key,
     the transfer's outcome) in the inbound record, under the step's id: what was said, in which language.
-    ``language``: the language the caller chose, remembered for their number as a LANG text would be.
+    ``language``: the language the caller chose, remembered for their number as a LANG text would be
+    (waited for, like texts, so that the next call or text reads it).
     ``texts``: (number, body) texts the caller asked for, written to the outbox in the same transaction
     as the step and only with it, so that a retried step sends nothing twice; then this returns once
     they are committed or spooled. Never raises: a call goes on without its record."""
@@ -269,7 +270,7 @@ def record_step(app: Flask, step_sid: str, phone: str, locale: str, step: str, s
         outcome = Outcome(said, "none", step, locale)
         # No pending state: the language is all this writes, and a text meanwhile must read the rest
         # (an opt-out above all) from the database.
-        recorder.record(message, sender, outcome, None, wait=bool(texts), started=time.monotonic(),
+        recorder.record(message, sender, outcome, None, wait=bool(texts or language), started=time.monotonic(),
                         texts=tuple((clean(to, PHONE_MAX), clean(body)) for to, body in texts))
     except Exception:
         log.exception("call step not recorded", extra={"event": "voice.unrecorded", "sid": step_sid,

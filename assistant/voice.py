@@ -32,7 +32,7 @@ from twilio.twiml.voice_response import Gather, VoiceResponse
 from . import inbox
 from .catalog import Catalog
 from .config import ROOT
-from .conversation import Assistant, State
+from .conversation import LAST_RESORT, Assistant, State
 from .logs import mask_phone
 from .voicetable import MORE_DIGIT, VoiceLocale, voice_table
 from .webhooks import twilio_signed
@@ -46,6 +46,7 @@ DIAL_TIMEOUT = 25  # seconds the care team's phone rings before the call counts 
 MAX_SPEECH = 2000  # characters of a SpeechResult read (Twilio's are a sentence or two)
 MAX_HINTS = 500  # Twilio's limit on <Gather hints> entries (each at most 100 characters)
 ANSWERED = ("completed", "answered")
+NUMBER_TEXTS = ("voice:goodbye", "voice:no_answer")  # the ways out of a call: never without the number
 TEXTABLE = re.compile(r"\+[1-9]\d{7,14}")  # E.164; Twilio posts "anonymous" or "+266696687" for hidden numbers
 
 
@@ -179,6 +180,7 @@ class Speaker:
         self.app = app
         self.step = step
         self.recorded = False  # the step's record is written (with the answer or the language)
+        self.known: str | None = None  # the language a known caller's call goes on in
         self.assistant: Assistant = app.extensions["assistant"]
         self.catalog: Catalog = self.assistant.store.current
         self.table = voice_table(self.catalog)
@@ -186,7 +188,7 @@ class Speaker:
             else next(iter(self.table), "en")
 
     def locale(self) -> str:
-        lang = self.step.args.get("lang", "")
+        lang = self.known or self.step.args.get("lang", "")
         return lang if lang in self.table else self.default
 
     def row(self, locale: str) -> VoiceLocale:
@@ -199,8 +201,13 @@ class Speaker:
                             call=State(locale, True, menu=menu))
 
     def text(self, locale: str, key: str, **extra: str) -> str:
-        """A spoken catalog text (numbers said digit by digit)."""
-        return self.assistant.spoken.text(locale, key, **extra)
+        """A spoken catalog text (numbers said digit by digit). One that must give the care-team number
+        gives it even when the catalog cannot be read (the core's last-resort words)."""
+        text = self.assistant.spoken.text(locale, key, **extra)
+        if not text and key in NUMBER_TEXTS:
+            settings = self.assistant.settings
+            text = LAST_RESORT["none"].format(care_team=settings.care_team_phone, emergency=settings.emergency_number)
+        return text
 
     def sms_text(self, locale: str, key: str) -> str:
         return self.assistant.text(locale, key)
@@ -281,6 +288,7 @@ def start(sp: Speaker) -> Turn:
     turn = Turn(sp)
     known = inbox.sender_state(sp.app, sp.step.phone) if sp.step.phone else None
     if known and known.locale in sp.table:
+        sp.known = known.locale
         ask(sp, turn, known.locale, welcome=True)
     else:
         language_menu(sp, turn, page=1)
@@ -627,8 +635,6 @@ def run(app, step: Step) -> Turn:
 
 
 def _last_resort(app, sp: Speaker | None) -> Turn:
-    from .conversation import LAST_RESORT
-
     settings = app.extensions["assistant"].settings
     turn = Turn(None)
     text = LAST_RESORT["none"].format(care_team=settings.care_team_phone, emergency=settings.emergency_number)

@@ -487,7 +487,12 @@ def speak(sp: Speaker, turn: Turn, locale: str, outcome: inbox.Outcome) -> Turn:
         options = [m.split(":", 1)[1] for m in outcome.menu if m.startswith("topic:")]
         choices_menu(sp, turn, locale, outcome.text, options)
         return turn
-    if topic == "language":
+    if topic == "language" and outcome.locale in sp.table and outcome.locale != locale:
+        # "Español" said on an English call: the call goes on in Spanish, and the number keeps it.
+        inbox.record_step(sp.app, _sid(sp.step, "language"), sp.step.phone, outcome.locale, "language", None,
+                          language=outcome.locale)
+        ask(sp, turn, outcome.locale)
+    elif topic == "language":
         language_menu(sp, turn, 1)
     elif topic == "menu":
         topic_menu(sp, turn, locale, 1)

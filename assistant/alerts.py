@@ -34,7 +34,7 @@ from twilio.rest import Client
 
 from .catalog import language_name
 from .logs import mask_phone
-from .models import Alert, Escalation, utcnow
+from .models import Alert, Escalation, Sender, utcnow
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 8
@@ -154,7 +154,10 @@ def send(factory: sessionmaker, client: Client, config: dict[str, Any], alert: A
     values: dict[str, Any]
     try:
         found = find_sent(client, alert) if getattr(alert, "uncertain", False) else None
-        if found:
+        if alert.escalation_id is None and not found and opted_out(factory, alert.to_number):
+            # A text a caller asked for, and the number has opted out of texts since: nothing is sent.
+            values = {"status": "failed", "error": "the number opted out of texts", "attempts": alert.attempts}
+        elif found:
             log.warning("alert was sent before; not sent again", extra={"event": "alert.reconciled",
                                                                         "alert_id": alert.id})
             values = {"status": "sent", "twilio_sid": found, "sent_at": utcnow(), "error": None}
@@ -175,6 +178,11 @@ def send(factory: sessionmaker, client: Client, config: dict[str, Any], alert: A
                                                    "to": mask_phone(alert.to_number), "status": values["status"],
                                                    "attempt": values.get("attempts", alert.attempts + 1)})
     return values["status"]
+
+
+def opted_out(factory: sessionmaker, phone: str) -> bool:
+    with factory() as session:
+        return bool(session.scalar(select(Sender.opted_out).where(Sender.phone == phone)))
 
 
 def _failure(alert: Alert, error: str, permanent: bool, uncertain: bool = False) -> dict[str, Any]:

@@ -643,3 +643,17 @@ def test_the_worker_sends_a_callers_text_and_never_fails_it_over_to_staff(sms_cl
     (message,) = fake_twilio.sent
     summary = sms_app.extensions["assistant"].store.current.texts["so"]["topic:mab:summary"].string
     assert message["To"] == other and message["Body"].startswith(summary[:30])
+
+
+def test_a_callers_text_is_not_sent_once_the_number_opts_out(sms_client, sms_app, fake_twilio):
+    from assistant import alerts
+
+    call = Call(sms_client)
+    choose(call, sms_app, "so")
+    call.press("5")
+    assert count(sms_app, Alert, Alert.escalation_id.is_(None)) == 1
+    text_sms(sms_client, "STOP")
+    assert alerts.run_once(sms_app) == 1 and fake_twilio.sent == []
+    with db(sms_app) as session:
+        (row,) = session.scalars(select(Alert)).all()
+        assert row.status == "failed" and "opted out" in row.error

@@ -23,6 +23,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import zip_longest
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode
 
@@ -157,7 +158,7 @@ class Step:
 
     @property
     def n(self) -> int:
-        return self.number("n")
+        return self.number("n", 0, 99_999)
 
     @property
     def tries(self) -> int:
@@ -246,10 +247,12 @@ def _hints(catalog: Catalog, locale: str) -> str:
         return cached[1]
     if len(_HINTS) > 64:
         _HINTS.clear()
-    words: list[str] = []
-    for ctx, items in catalog.lists.get(locale, {}).items():
-        if ctx.startswith(("topic:", "rule:")):
-            words += [i for i in items if "*" not in i and "..." not in i and len(i) <= 100]
+    # Twilio takes 500 hints: each symptom rule and topic gets its first words in before any gets more
+    # (the lists start with the main words: "fiebre", "no puede respirar"), symptoms first.
+    lists = [[i for i in items if "*" not in i and "..." not in i and len(i) <= 100]
+             for prefix in ("rule:", "topic:") for ctx, items in catalog.lists.get(locale, {}).items()
+             if ctx.startswith(prefix)]
+    words = [w for row in zip_longest(*lists) for w in row if w]
     words += [catalog.text(locale, f"topic:{t.id}:title") for t in catalog.source.topics]
     unique = list(dict.fromkeys(w.replace(",", " ").strip() for w in words if w.strip()))
     hints = ", ".join(unique[:MAX_HINTS])
@@ -377,17 +380,28 @@ def on_answer(sp: Speaker) -> Turn:
 
 def topic_menu(sp: Speaker, turn: Turn, locale: str, page: int, *, welcome: bool = False, tries: int = 0,
                before: tuple[str, ...] = ()) -> None:
-    topics = _page(sp.catalog, page)
-    turn.gather(sp.action("/voice/pick", locale, page=page, **{"try": tries}))
+    """A page of the list of topics (eight at most; 9 says the next page)."""
+    keypad_list(sp, turn, locale, _page(sp.catalog, page), {"page": page}, more=bool(_page(sp.catalog, page + 1)),
+                welcome=welcome, tries=tries, before=before)
+
+
+def keypad_list(sp: Speaker, turn: Turn, locale: str, topics: list[str], params: dict[str, str | int], *,
+                more: bool = False, welcome: bool = False, tries: int = 0, before: tuple[str, ...] = (),
+                said: str | None = None) -> None:
+    """Topics to pick by key (``said``: the core's own words for the choices, "did you mean")."""
+    turn.gather(sp.action("/voice/pick", locale, **params, **{"try": tries}))
     for key in before:
         turn.prompt(locale, key)
     if welcome:
         turn.prompt(locale, "voice:welcome")
+    if said is not None:
+        turn.say(locale, said)
     for i, topic in enumerate(topics, 1):
         label = sp.text(locale, f"topic:{topic}:title")
-        turn.prompt(locale, "voice:option", label=label, digit=str(i))
+        if said is None:
+            turn.prompt(locale, "voice:option", label=label, digit=str(i))
         turn.key(i, label)
-    if _page(sp.catalog, page + 1):
+    if more:
         turn.prompt(locale, "voice:menu.more", digit=str(MORE_DIGIT))
         turn.key(MORE_DIGIT, "more topics")
     turn.prompt(locale, "voice:menu.end")
@@ -400,17 +414,10 @@ def _page(catalog: Catalog, page: int) -> list[str]:
     return topics[(page - 1) * PAGE: page * PAGE] if page >= 1 else []
 
 
-def choices_menu(sp: Speaker, turn: Turn, locale: str, text: str, options: list[str], tries: int = 0) -> None:
-    """The core's "did you mean" (its spoken text names each choice's key) as a keypad list."""
+def _choices(sp: Speaker, options: list[str]) -> dict[str, str]:
+    """The URL parameter naming a list of choices: their places in the catalog ("3.7")."""
     index = [t.id for t in sp.catalog.source.topics]
-    turn.gather(sp.action("/voice/pick", locale, o=".".join(str(index.index(t)) for t in options),
-                          **{"try": tries}))
-    turn.say(locale, text)
-    turn.prompt(locale, "voice:menu.end")
-    for i, topic in enumerate(options, 1):
-        turn.key(i, sp.text(locale, f"topic:{topic}:title"))
-    turn.key(0, "care team")
-    turn.key("*", "repeat")
+    return {"o": ".".join(str(index.index(t)) for t in options)}
 
 
 def on_pick(sp: Speaker) -> Turn:
@@ -420,12 +427,8 @@ def on_pick(sp: Speaker) -> Turn:
     options = _options(sp.catalog, step.args.get("o")) if "o" in step.args else _page(sp.catalog, page)
 
     def again(tries: int = 0, before: tuple[str, ...] = ()) -> None:
-        if "o" in step.args and options:
-            for key in before:
-                turn.prompt(locale, key)
-            titles = [sp.text(locale, f"topic:{t}:title") for t in options]
-            items = " ".join(sp.text(locale, "voice:option", label=t, digit=str(i)) for i, t in enumerate(titles, 1))
-            choices_menu(sp, turn, locale, sp.text(locale, "voice:did_you_mean", items=items), options, tries)
+        if "o" in step.args:
+            keypad_list(sp, turn, locale, options, _choices(sp, options), tries=tries, before=before)
         else:
             topic_menu(sp, turn, locale, page, tries=tries, before=before)
 
@@ -483,9 +486,9 @@ def speak(sp: Speaker, turn: Turn, locale: str, outcome: inbox.Outcome) -> Turn:
             turn.say(locale, outcome.text or "")
         after(sp, turn, locale, topic)
         return turn
-    if outcome.menu and outcome.text:
-        options = [m.split(":", 1)[1] for m in outcome.menu if m.startswith("topic:")]
-        choices_menu(sp, turn, locale, outcome.text, options)
+    options = [m.split(":", 1)[1] for m in outcome.menu if m.startswith("topic:")][:PAGE]
+    if topic is None and options and outcome.text:  # "did you mean": the core's words name each key
+        keypad_list(sp, turn, locale, options, _choices(sp, options), said=outcome.text)
         return turn
     if topic == "language" and outcome.locale in sp.table and outcome.locale != locale:
         # "Español" said on an English call: the call goes on in Spanish, and the number keeps it.
@@ -540,9 +543,9 @@ def on_after(sp: Speaker) -> Turn:
     elif digit:
         after(sp, turn, locale, topic, before=("voice:wrong_key",))
     elif step.tries:
-        return goodbye(sp, turn, locale)
+        return goodbye(sp, turn, locale, no_input=True)
     else:
-        after(sp, turn, locale, topic, tries=1)
+        after(sp, turn, locale, topic, tries=1, before=("voice:no_input",))
     return turn
 
 

@@ -287,6 +287,22 @@ def test_an_ambiguous_question_offers_its_choices_by_key(sms_client, sms_app):
     assert call.said()[0] == summary
 
 
+@pytest.mark.parametrize(("words", "first"), [("menu", "For Immunotherapy, press 1."),
+                                              ("help", "Sorry, I did not understand."),
+                                              ("stop", "Sorry, I did not understand."),
+                                              ("language", "For English, press 1.")])
+def test_text_commands_said_on_a_call_get_keypad_lists_never_screen_words(sms_client, sms_app, words, first):
+    call = Call(sms_client)
+    choose(call, sms_app, "en")
+    call.say(words)
+    assert call.said()[0] == first
+    heard = call.heard()
+    assert "Reply" not in heard and "Text " not in heard and "1)" not in heard
+    assert call.root.xpath("/Response/Gather/@input") == ["dtmf"]
+    with db(sms_app) as session:
+        assert not session.get(Sender, CAREGIVER).opted_out  # "stop" on a call is no opt-out
+
+
 def test_naming_a_language_moves_the_call_to_it(sms_client, sms_app):
     call = Call(sms_client)
     choose(call, sms_app, "en")

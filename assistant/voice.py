@@ -22,7 +22,7 @@ import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from itertools import zip_longest
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode
@@ -121,14 +121,13 @@ def _chunks(text: str, limit: int) -> list[str]:
         return [text]
     out, current = [], ""
     for sentence in re.split(r"(?<=[.!?。！？؟])\s*", text):
-        while len(sentence) > limit:
-            out.append(sentence[:limit])
-            sentence = sentence[limit:]
         if current and len(current) + 1 + len(sentence) > limit:
             out.append(current)
-            current = sentence
-        else:
-            current = f"{current} {sentence}".strip()
+            current = ""
+        while len(sentence) > limit:  # one sentence longer than a <Say>: cut it where it must be
+            out.append(sentence[:limit])
+            sentence = sentence[limit:]
+        current = f"{current} {sentence}".strip()
     return [*out, current] if current else out
 
 
@@ -142,8 +141,8 @@ class Step:
     args: Mapping[str, str]
     form: Mapping[str, str]
 
-    @property
-    def call_sid(self) -> str:
+    @cached_property
+    def call_sid(self) -> str:  # one made-up id for a request without one (a hand-made test)
         return self.form.get("CallSid") or f"local-{uuid.uuid4().hex}"
 
     @property

@@ -142,6 +142,15 @@ def test_catalog_check_refuses_screen_words_and_long_says(source):
     assert "1)" in problems[("es", "voice:after")]
 
 
+def test_a_long_answer_is_said_in_pieces_each_within_the_limit_in_order():
+    from assistant.voice import _chunks
+
+    text = "First sentence. " + "x" * 7000 + ". Last one."
+    pieces = _chunks(text, 3000)
+    assert all(len(p) <= 3000 for p in pieces) and "".join(pieces).replace(" ", "") == text.replace(" ", "")
+    assert pieces[0].startswith("First sentence.") and pieces[-1].endswith("Last one.")
+
+
 def test_shipped_voice_texts_pass_the_check(shipped_catalog):
     assert [str(p) for p in voice_problems(shipped_catalog) if p.severity == "error"] == []
 

@@ -18,7 +18,8 @@ log = logging.getLogger(__name__)
 # Flask settings read from the environment (the README documents each one).
 ENV_SETTINGS = ("TWILIO_AUTH_TOKEN", "TWILIO_ACCOUNT_SID", "TWILIO_FROM_NUMBER", "TWILIO_MESSAGING_SERVICE_SID",
                 "TWILIO_API_BASE_URL", "PUBLIC_BASE_URL", "DATABASE_URL", "ALERT_NUMBERS", "ALERT_BACKUP_NUMBERS",
-                "ASSISTANT_ENV", "LOG_LEVEL", "SPOOL_PATH", "SECRET_KEY", "REDIS_URL", "MESSAGE_RETENTION_DAYS")
+                "ASSISTANT_ENV", "LOG_LEVEL", "SPOOL_PATH", "SECRET_KEY", "REDIS_URL", "MESSAGE_RETENTION_DAYS",
+                "VOICE_RECORDINGS_DIR")
 
 
 class ConfigurationError(RuntimeError):
@@ -61,7 +62,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
                            serve_unreviewed=settings.serve_unreviewed)
     app.extensions["assistant"] = Assistant(CatalogStore(catalog), settings)
 
-    from . import accounts, admin, alerts, cli, db, inbox, simulator, sms, web
+    from . import accounts, admin, alerts, cli, db, inbox, simulator, sms, voice, web
 
     db.init_app(app)
     inbox.init_app(app)
@@ -70,6 +71,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     admin.init_app(app)
     cli.init_app(app)
     app.register_blueprint(sms.bp)
+    app.register_blueprint(voice.bp)
     app.register_blueprint(web.bp)
     app.register_blueprint(simulator.bp)
     return app

@@ -34,7 +34,7 @@ from twilio.rest import Client
 
 from .catalog import language_name
 from .logs import mask_phone
-from .models import Alert, Escalation, utcnow
+from .models import Alert, Escalation, Sender, utcnow
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 8
@@ -154,7 +154,10 @@ def send(factory: sessionmaker, client: Client, config: dict[str, Any], alert: A
     values: dict[str, Any]
     try:
         found = find_sent(client, alert) if getattr(alert, "uncertain", False) else None
-        if found:
+        if alert.escalation_id is None and not found and opted_out(factory, alert.to_number):
+            # A text a caller asked for, and the number has opted out of texts since: nothing is sent.
+            values = {"status": "failed", "error": "the number opted out of texts", "attempts": alert.attempts}
+        elif found:
             log.warning("alert was sent before; not sent again", extra={"event": "alert.reconciled",
                                                                         "alert_id": alert.id})
             values = {"status": "sent", "twilio_sid": found, "sent_at": utcnow(), "error": None}
@@ -177,6 +180,11 @@ def send(factory: sessionmaker, client: Client, config: dict[str, Any], alert: A
     return values["status"]
 
 
+def opted_out(factory: sessionmaker, phone: str) -> bool:
+    with factory() as session:
+        return bool(session.scalar(select(Sender.opted_out).where(Sender.phone == phone)))
+
+
 def _failure(alert: Alert, error: str, permanent: bool, uncertain: bool = False) -> dict[str, Any]:
     attempts = alert.attempts + 1
     if permanent or attempts >= MAX_ATTEMPTS:
@@ -186,10 +194,13 @@ def _failure(alert: Alert, error: str, permanent: bool, uncertain: bool = False)
             "next_attempt_at": utcnow() + timedelta(seconds=delay)}
 
 
-def fail_over(session: Session, escalation_id: int, failed_number: str, body: str, numbers: list[str]) -> None:
+def fail_over(session: Session, escalation_id: int | None, failed_number: str, body: str, numbers: list[str]) -> None:
     """A failed alert goes to the next number of ``numbers`` (after the failed one, then from the start)
     that has no alert for this escalation yet; with none left, an error says so. The failed row stays
-    as it is, so the outbox shows it failed."""
+    as it is, so the outbox shows it failed. A text to a caller (no escalation) is never sent to staff."""
+    if escalation_id is None:
+        log.error("text to a caller failed", extra={"event": "caller_text.failed", "to": mask_phone(failed_number)})
+        return
     have = set(session.scalars(select(Alert.to_number).where(Alert.escalation_id == escalation_id)))
     start = numbers.index(failed_number) + 1 if failed_number in numbers else 0
     for number in numbers[start:] + numbers[:start]:

@@ -375,7 +375,8 @@ SAMPLE_VALUES = {"care_team": "+1 617-555-0142", "emergency": "911", "fever_c": 
 
 def check(catalog: Catalog) -> list[Problem]:
     """Everything a coordinator must fix before publishing: load problems, plus untranslated safety
-    texts and texts too long for SMS (escalations: 2 segments, the rest: 3)."""
+    texts, texts too long for SMS (escalations: 2 segments, the rest: 3), and the phone calls' table
+    and spoken texts (:func:`assistant.voicetable.voice_problems`)."""
     from .segments import measure
 
     problems = list(catalog.problems)
@@ -395,10 +396,14 @@ def check(catalog: Catalog) -> list[Problem]:
                 if severity == "warning":
                     problems.append(Problem(locale, entry.context, "not translated; English is sent", severity))
                 continue
+            if entry.context.startswith("voice:"):
+                continue  # said, not texted: checked below against the <Say> limits
             limit = 2 if entry.context.startswith("text:escalation.") else 3
             size = measure(text.string.format_map(_Sample(SAMPLE_VALUES)))
             if size.segments > limit:
                 problems.append(Problem(locale, entry.context, f"{size.segments} SMS segments ({size.encoding}, "
                                         f"{size.units} units); keep it to {limit}",
                                         "error" if limit == 2 else "warning"))
-    return problems
+    from .voicetable import voice_problems
+
+    return problems + voice_problems(catalog)

@@ -13,7 +13,7 @@ from functools import lru_cache
 
 from babel.numbers import format_decimal
 
-from .catalog import TONE_LOCALES, Catalog, CatalogStore
+from .catalog import SOURCE_LOCALE, TONE_LOCALES, Catalog, CatalogStore
 from .config import Settings
 from .direction import for_locale
 from .language import choose, drop_mistoned, drop_unlikely_typos, language_by_name
@@ -74,11 +74,36 @@ class Reply:
 
 
 class Assistant:
-    """Answers texts from the live catalog with the given settings."""
+    """Answers texts from the live catalog with the given settings.
 
-    def __init__(self, catalog: Catalog | CatalogStore, settings: Settings | None = None) -> None:
+    ``voice``: answers to be spoken on a phone call. The same steps in the same order, with three
+    differences: a text that has a spoken version in the catalog (``voice:<key>`` for ``text:<key>``)
+    uses it, so no answer tells a caller to "text MORE"; an answer is never cut to SMS size; and it is
+    in the call's language (one ``<Say>`` voice, one speech language). Numbers in it are said digit by
+    digit."""
+
+    def __init__(self, catalog: Catalog | CatalogStore, settings: Settings | None = None, *,
+                 voice: bool = False) -> None:
         self.store = catalog if isinstance(catalog, CatalogStore) else CatalogStore(catalog)
         self.settings = settings or Settings()
+        self.voice = voice
+        self._spoken: Assistant | None = self if voice else None
+
+    @property
+    def spoken(self) -> Assistant:
+        """This assistant answering for a phone call (same catalog store and settings)."""
+        if self._spoken is None:
+            self._spoken = Assistant(self.store, self.settings, voice=True)
+        return self._spoken
+
+    def text(self, locale: str, key: str, **extra: str) -> str:
+        """The catalog text ``key`` (a msgctxt) in ``locale`` with its placeholders filled; English if the
+        language's text does not format; "" if even that fails. Never raises."""
+        try:
+            return self._render(self.store.current, locale, key, **extra)
+        except Exception:
+            log.exception("text %s cannot be made", key)
+            return ""
 
     # -- public ------------------------------------------------------------------------------
     def reply(self, text: str | None, state: State | None = None, *, media: int = 0,
@@ -136,7 +161,9 @@ class Assistant:
                         english_neutral=command is not None, accented=catalog.accented, toks=toks,
                         vocabulary=catalog.vocabulary)
         locale = choice.locale
-        if command_hit and state.locale and ({"en", state.locale} & command_hit.target.locales):
+        if self.voice and state.locale_explicit and state.locale:
+            locale = state.locale  # the call's voice speaks one language
+        elif command_hit and state.locale and ({"en", state.locale} & command_hit.target.locales):
             locale = state.locale  # START, STOP, HELP in English or in their own language: their language
         if choice.detected and not state.locale_explicit:
             state = replace(state, locale=locale)
@@ -207,9 +234,10 @@ class Assistant:
     # -- replies -----------------------------------------------------------------------------
     def _values(self, catalog: Catalog, locale: str, **extra: str) -> dict[str, str]:
         threshold, low = self.settings.fever_threshold_c, catalog.source.temperature.low_c
+        number = spell_digits if self.voice else str
         values = {
-            "care_team": self.settings.care_team_phone,
-            "emergency": self.settings.emergency_number,
+            "care_team": number(self.settings.care_team_phone),
+            "emergency": number(self.settings.emergency_number),
             "fever_c": _number(threshold, locale),
             "fever_f": _number(threshold * 9 / 5 + 32, locale),
             "low_c": _number(low, locale),
@@ -219,6 +247,8 @@ class Assistant:
         return values
 
     def _render(self, catalog: Catalog, locale: str, key: str, **extra: str) -> str:
+        if self.voice and key.startswith("text:") and f"voice:{key[5:]}" in catalog.texts[SOURCE_LOCALE]:
+            key = f"voice:{key[5:]}"
         values = self._values(catalog, locale, **extra)
         try:
             return catalog.text(locale, key).format_map(values)
@@ -229,6 +259,9 @@ class Assistant:
     def _finish(self, catalog: Catalog, parts: Sequence[str], level: str, topic: str | None, state: State,
                 finding: Finding, locale: str, optional: Sequence[str] = ()) -> Reply:
         """Join ``parts`` (what does not fit goes to MORE) and add each of ``optional`` only if it fits."""
+        if self.voice:  # a call has no MORE: it is all said
+            text = " ".join(p.strip() for p in (*parts, *optional) if p and p.strip())
+            return Reply(text, level, topic, locale, replace(state, more=""), finding)
         text = for_locale(smart_encode(" ".join(p.strip() for p in parts if p and p.strip())), locale)
         for extra in optional:
             longer = for_locale(smart_encode(f"{text} {extra.strip()}"), locale)
@@ -260,8 +293,9 @@ class Assistant:
                 return replace(both, text=text)
             return both
         parts += [self._render(catalog, locale, f"text:{key}", **extra) for key in finding.advice]
-        # A low temperature has its own text; the fever summary would say the opposite.
-        if finding.topic and not (finding.topic == "fever" and LOW_TEMPERATURE in finding.advice):
+        # A low temperature has its own text; the fever summary would say the opposite. On a call the
+        # transfer (or the hang-up) follows at once: no topic summary before it.
+        if finding.topic and not self.voice and not (finding.topic == "fever" and LOW_TEMPERATURE in finding.advice):
             parts.append(self._render(catalog, locale, f"topic:{finding.topic}:summary"))
         return self._finish(catalog, parts, finding.level, finding.topic, replace(state, menu=()), finding,
                             locale)
@@ -279,24 +313,27 @@ class Assistant:
         r = finding.reading
         return f"{_number(r.value, locale)} {r.unit}" if r else ""
 
-    def _numbered(self, labels: Sequence[str]) -> str:
+    def _numbered(self, catalog: Catalog, locale: str, labels: Sequence[str]) -> str:
+        if self.voice:  # "For Fever, press 1."
+            return " ".join(self._render(catalog, locale, "voice:option", label=label, digit=str(i))
+                            for i, label in enumerate(labels, 1))
         return " ".join(f"{i}) {label}" for i, label in enumerate(labels, 1))
 
     def _did_you_mean(self, catalog: Catalog, topics: Sequence[str], state: State, finding: Finding,
                       locale: str) -> Reply:
-        items = self._numbered([self._render(catalog, locale, f"topic:{t}:title") for t in topics])
+        items = self._numbered(catalog, locale, [self._render(catalog, locale, f"topic:{t}:title") for t in topics])
         reply = self._send(catalog, "text:did_you_mean", "info", None,
                            replace(state, menu=tuple(f"topic:{t}" for t in topics)), finding, locale, items=items)
         return replace(reply, unanswered="did_you_mean")
 
     def _menu(self, catalog: Catalog, state: State, finding: Finding, locale: str) -> Reply:
         topics = [t.id for t in catalog.source.topics]
-        items = self._numbered([self._render(catalog, locale, f"topic:{t}:title") for t in topics])
+        items = self._numbered(catalog, locale, [self._render(catalog, locale, f"topic:{t}:title") for t in topics])
         return self._send(catalog, "text:menu", "none", "menu",
                           replace(state, menu=tuple(f"topic:{t}" for t in topics)), finding, locale, items=items)
 
     def _language_menu(self, catalog: Catalog, state: State, finding: Finding, locale: str) -> Reply:
-        items = self._numbered([catalog.language_name(code) for code in catalog.languages])
+        items = self._numbered(catalog, locale, [catalog.language_name(code) for code in catalog.languages])
         return self._send(catalog, "text:language.menu", "none", "language",
                           replace(state, menu=tuple(f"lang:{c}" for c in catalog.languages)), finding, locale,
                           items=items)
@@ -364,6 +401,12 @@ class Assistant:
 def _carrier_words(catalog: Catalog) -> frozenset[str]:
     """The English opt-out words of the source: the carrier's own, which it confirms itself."""
     return frozenset(" ".join(tokens(w)) for w in catalog.source.commands.get("stop", ()))
+
+
+def spell_digits(number: str) -> str:
+    """A phone number to be said slowly, digit by digit: "+1 617-555-0142" -> "1, 6, 1, 7, ..."."""
+    digits = [c for c in number if c.isdigit()]
+    return ", ".join(digits) if digits else number
 
 
 @lru_cache(maxsize=4096)

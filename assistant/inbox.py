@@ -79,6 +79,7 @@ class Outcome:
     topic: str | None
     locale: str
     duplicate: bool = False  # a retry of a message already answered
+    menu: tuple[str, ...] = ()  # what each number of a list in the answer stands for (not stored)
 
     @cached_property
     def size(self) -> SmsSize:
@@ -108,11 +109,17 @@ def clean(value: str | None, limit: int | None = None) -> str:
     return value
 
 
-def handle(app: Flask, message_sid: str, phone: str, text: str, media: int = 0) -> Outcome:
-    """Answer one inbound message. Never raises."""
+def handle(app: Flask, message_sid: str, phone: str, text: str, media: int = 0, *,
+           call: State | None = None) -> Outcome:
+    """Answer one inbound message. Never raises.
+
+    ``call``: the words come from a phone call (a step's id as ``message_sid``), in this state (the
+    call's language and the list the caller picks from). The answer is the spoken one, in the call's
+    language; the record and any escalation say channel "voice". The sender's stored state is neither
+    used nor changed: a call cannot opt a number out of texts, nor into them."""
     try:
         message_sid, phone, text = clean(message_sid, SID_MAX), clean(phone, PHONE_MAX), clean(text)
-        return _handle(app, message_sid, phone, text, media)
+        return _handle(app, message_sid, phone, text, media, call)
     except Exception:
         log.exception("inbound handling failed", extra={"event": "inbound.error", "phone": mask_phone(phone)})
         settings = app.extensions["assistant"].settings
@@ -160,7 +167,7 @@ READ = (
 )
 
 
-def _handle(app: Flask, message_sid: str, phone: str, text: str, media: int) -> Outcome:
+def _handle(app: Flask, message_sid: str, phone: str, text: str, media: int, call: State | None = None) -> Outcome:
     started = time.monotonic()
     assistant: Assistant = app.extensions["assistant"]
     recorder: Recorder = app.extensions["recorder"]
@@ -175,7 +182,7 @@ def _handle(app: Flask, message_sid: str, phone: str, text: str, media: int) -> 
         row = recorder.read(phone, message_sid)
         if row.seen_sid is not None:
             return _replay(row.outcome, message_sid, phone)
-        if pending is None and (row.locale is not None or row.opted_out is not None):
+        if call is None and pending is None and (row.locale is not None or row.opted_out is not None):
             state = State(locale=row.locale, locale_explicit=bool(row.locale_explicit),
                           menu=tuple(row.menu.split()) if row.menu else (), more=row.more or "",
                           reply_locale=row.reply_locale,
@@ -187,21 +194,28 @@ def _handle(app: Flask, message_sid: str, phone: str, text: str, media: int) -> 
         log.warning("database unavailable; answering without memory (%s)", type(exc).__name__,
                     extra={"event": "db.error", "phone": mask_phone(phone)})
 
-    if known:
+    channel = "sms" if call is None else "voice"
+    if call is not None:
+        # A caller is always answered, by voice, whatever the database knows of their texts.
+        state = call
+        reply = assistant.spoken.reply(text, call, lang=call.locale)
+    elif known:
         reply = assistant.reply(text, state, media=media)
     else:
         reply, state = _answer_unknown(assistant, recorder, phone, text, media)
-    outcome = Outcome(reply.text, reply.level, reply.topic, reply.locale)
+    outcome = Outcome(reply.text, reply.level, reply.topic, reply.locale, menu=reply.state.menu)
     log.info("inbound", extra={"event": "inbound", "phone": mask_phone(phone), "sid": message_sid,
                                "triage": reply.level, "topic": reply.topic, "locale": reply.locale,
-                               "segments": outcome.segments, "failsafe": reply.failed, "known": known})
+                               "segments": outcome.segments, "failsafe": reply.failed, "known": known,
+                               "channel": channel})
     now = utcnow()
     message = {"message_sid": message_sid, "phone": phone, "num_media": media, "level": reply.level,
-               "topic": reply.topic, "locale": reply.locale, "reply": reply.text, "received_at": now}
+               "topic": reply.topic, "locale": reply.locale, "reply": reply.text, "received_at": now,
+               "channel": channel}
     if reply.unanswered and text.strip():  # kept (for the retention period) to show coordinators what is missing
         message["unanswered"] = {"message_sid": message_sid, "phone": phone, "locale": reply.locale,
                                  "kind": reply.unanswered, "text": text[:2000], "received_at": now}
-    sender = _sender_row(phone, state, reply, now, known)
+    sender = _sender_row(phone, state, reply, now, known) if call is None else None
     opt_change = sender is not None and bool(sender["opted_out_at"] or sender["opted_in_at"])
     if opt_change:
         recorder.note_opt_out(phone, reply.state.opted_out, now)
@@ -214,7 +228,7 @@ def _handle(app: Flask, message_sid: str, phone: str, text: str, media: int) -> 
         return outcome
     escalation = {"level": reply.level, "locale": reply.locale, "topic": reply.topic,
                   "rules": ",".join(reply.finding.rules)[:255], "phone": phone, "text": text,
-                  "message_sid": message_sid, "created_at": now,
+                  "message_sid": message_sid, "created_at": now, "channel": channel,
                   "unanswered": reply.text is None}  # not stored: it tells on-call staff no reply went out
     try:
         escalation_id = recorder.escalate(message, sender, outcome, reply.state, escalation,
@@ -237,6 +251,55 @@ def _handle(app: Flask, message_sid: str, phone: str, text: str, media: int) -> 
                       extra={"event": "escalation.unrecorded", "phone": mask_phone(phone), "sid": message_sid,
                              "triage": reply.level})
     return outcome
+
+
+def record_step(app: Flask, step_sid: str, phone: str, locale: str, step: str, said: str | None, *,
+                language: str | None = None, texts: tuple[tuple[str, str], ...] = ()) -> None:
+    """Keep one step of a call that is not an answer to the caller's words (the language menu, a key,
+    the transfer's outcome) in the inbound record, under the step's id: what was said, in which language.
+    ``language``: the language the caller chose, remembered for their number as a LANG text would be
+    (waited for, like texts, so that the next call or text reads it).
+    ``texts``: (number, body) texts the caller asked for, written to the outbox in the same transaction
+    as the step and only with it, so that a retried step sends nothing twice; then this returns once
+    they are committed or spooled. Never raises: a call goes on without its record."""
+    recorder: Recorder = app.extensions["recorder"]
+    try:
+        step_sid, phone = clean(step_sid, SID_MAX), clean(phone, PHONE_MAX)
+        now = utcnow()
+        message = {"message_sid": step_sid, "phone": phone, "num_media": 0, "level": "none", "topic": step[:40],
+                   "locale": locale, "reply": said, "received_at": now, "channel": "voice"}
+        sender = None
+        if language:
+            sender = {"phone": phone, "locale": language, "locale_explicit": True, "menu": "", "more": "",
+                      "opted_out": False, "updated_at": now, "created_at": now, "opted_out_at": None,
+                      "opted_in_at": None, "set_locale": True, "set_menu": False, "set_more": False}
+        outcome = Outcome(said, "none", step, locale)
+        # No pending state: the language is all this writes, and a text meanwhile must read the rest
+        # (an opt-out above all) from the database.
+        recorder.record(message, sender, outcome, None, wait=bool(texts or language), started=time.monotonic(),
+                        texts=tuple((clean(to, PHONE_MAX), clean(body)) for to, body in texts))
+    except Exception:
+        log.exception("call step not recorded", extra={"event": "voice.unrecorded", "sid": step_sid,
+                                                       "phone": mask_phone(phone)})
+
+
+def sender_state(app: Flask, phone: str) -> State | None:
+    """What is stored for ``phone`` (language, opt-out), or None if nothing is or the database cannot
+    say in time. For a call: its caller's language, and whether texts may be sent to them."""
+    recorder: Recorder = app.extensions["recorder"]
+    pending = recorder.state(phone)
+    if pending is not None:
+        return pending
+    try:
+        row = recorder.read(clean(phone, PHONE_MAX), "")
+    except Exception as exc:
+        log.warning("database unavailable; caller not looked up (%s)", type(exc).__name__,
+                    extra={"event": "db.error", "phone": mask_phone(phone)})
+        opted_out = recorder.opted_out_locally(phone)
+        return State(opted_out=True) if opted_out else None
+    if row.locale is None and row.opted_out is None:
+        return None
+    return State(locale=row.locale, locale_explicit=bool(row.locale_explicit), opted_out=bool(row.opted_out))
 
 
 def _answer_unknown(assistant: Assistant, recorder: Recorder, phone: str, text: str,
@@ -302,6 +365,7 @@ class _Item:
     stop: bool = False  # the writer ends after this batch (close)
     spooled: bool = False  # kept in the local spool, to be written once the database is back
     direct: dict[str, Any] | None = None  # alerts already sent straight through Twilio (from the spool)
+    texts: tuple[tuple[str, str], ...] = ()  # (number, body) texts to a caller, written only with a new message
     record_id: int | None = field(default=None, repr=False)
 
     @property
@@ -310,7 +374,7 @@ class _Item:
 
     def payload(self) -> dict[str, Any]:
         return {"message": self.message, "sender": self.sender, "escalation": self.escalation,
-                "numbers": list(self.numbers)}
+                "numbers": list(self.numbers), "texts": [list(t) for t in self.texts]}
 
 
 class _Link:
@@ -461,10 +525,11 @@ class Recorder:
         conn.close()
 
     def record(self, message: dict[str, Any], sender: dict[str, Any] | None, outcome: Outcome,
-               state: State, *, wait: bool = False, started: float | None = None) -> None:
-        """Store ``message`` (and the sender's change) soon; returns at once, or with ``wait`` (an
-        opt-out) once it is committed or spooled. Raises if it is neither."""
-        item = _Item(message, sender, state, done=threading.Event() if wait else None)
+               state: State | None, *, wait: bool = False, started: float | None = None,
+               texts: tuple[tuple[str, str], ...] = ()) -> None:
+        """Store ``message`` (and the sender's change, and ``texts`` for the outbox) soon; returns at once,
+        or with ``wait`` (an opt-out) once it is committed or spooled. Raises if it is neither."""
+        item = _Item(message, sender, state, done=threading.Event() if wait else None, texts=texts)
         self._put(item, outcome)
         if wait:
             self._wait(item, started)
@@ -566,7 +631,7 @@ class Recorder:
     def _put(self, item: _Item, outcome: Outcome) -> None:
         with self._lock:
             self._answered[item.message["message_sid"]] = outcome
-            if item.sender is not None:
+            if item.sender is not None and item.state is not None:
                 self._states[item.sender["phone"]] = item.state
         self._ensure_thread()
         self._queue.put(item)
@@ -597,7 +662,8 @@ class Recorder:
                     for item in batch:
                         if item.message is not None:
                             self._answered.pop(item.message["message_sid"], None)
-                        if item.sender is not None and self._states.get(item.sender["phone"]) is item.state:
+                        if item.sender is not None and item.state is not None \
+                                and self._states.get(item.sender["phone"]) is item.state:
                             del self._states[item.sender["phone"]]
                 for item in batch:
                     if item.done is not None:
@@ -697,13 +763,18 @@ class Recorder:
 
     def _write_on(self, conn, link: _Link, items: list[_Item]) -> None:
         messages = list({i.message["message_sid"]: i.message for i in items}.values())
+        for item in items:  # records from before the channel column (a spool, an older caller) are texts
+            item.message.setdefault("channel", "sms")
+            if item.escalation is not None:
+                item.escalation.setdefault("channel", item.message["channel"])
         # A row without flags (an older caller) sets every field it carries.
         # A row spooled before reply_locale existed leaves it alone.
         senders = [{"set_locale": True, "set_menu": True, "set_more": True, "reply_locale": None,
                     "set_reply_locale": False, **i.sender}
                    for i in items if i.sender is not None]
         escalating = [i for i in items if i.escalation is not None]
-        message, escalation, alert, sender = self._statements
+        texting = {i.message["message_sid"]: i for i in items if i.texts}
+        message, escalation, alert, sender, new_message = self._statements
         postgresql = self.engine.dialect.name == "postgresql"
         if not postgresql and link.sqlite_full != bool(escalating):
             # SQLite (WAL) syncs the disk at each commit only with synchronous=FULL: then a commit
@@ -715,7 +786,13 @@ class Recorder:
         # answers, so a transaction costs a round trip for each escalation's id and one to commit.
         with conn.driver_connection.pipeline() if postgresql else nullcontext():
             cur = conn.cursor()
-            cur.executemany(message.sql, [message.params(m) for m in messages])
+            cur.executemany(message.sql, [message.params(m) for m in messages if m["message_sid"] not in texting])
+            for item in texting.values():
+                # Texts go out with a message seen for the first time only: a retried step sends none.
+                cur.execute(new_message.sql, new_message.params(item.message))
+                if cur.fetchone() is not None:
+                    rows = caller_text_rows(item.texts)
+                    cur.executemany(alert.sql, [alert.params(r) for r in rows])
             unanswered = [m["unanswered"] for m in messages if m.get("unanswered")]
             if unanswered:
                 cur.executemany(self._unanswered.sql, [self._unanswered.params(u) for u in unanswered])
@@ -821,7 +898,7 @@ class Recorder:
             return
         p = record.payload
         item = _Item(p["message"], p.get("sender"), None, p.get("escalation"), tuple(p.get("numbers") or ()),
-                     direct=record.direct)
+                     direct=record.direct, texts=tuple(tuple(t) for t in p.get("texts") or ()))
         self._write([item], self._drain_link)
 
     def _alert_directly(self) -> None:
@@ -847,10 +924,11 @@ class Recorder:
                 "phone": mask_phone(escalation.get("phone"))})
 
 
-MESSAGE_COLUMNS = ("message_sid", "phone", "num_media", "level", "topic", "locale", "reply", "received_at")
+MESSAGE_COLUMNS = ("message_sid", "phone", "num_media", "level", "topic", "locale", "reply", "received_at",
+                   "channel")
 SENDER_COLUMNS = ("phone", "locale", "locale_explicit", "menu", "more", "opted_out", "updated_at", "created_at",
                   "opted_out_at", "opted_in_at", "reply_locale")
-ESCALATION_COLUMNS = ("level", "locale", "topic", "rules", "phone", "text", "message_sid", "created_at")
+ESCALATION_COLUMNS = ("level", "locale", "topic", "rules", "phone", "text", "message_sid", "created_at", "channel")
 ALERT_COLUMNS = ("escalation_id", "to_number", "body", "status", "attempts", "next_attempt_at", "created_at",
                  "twilio_sid", "sent_at")
 
@@ -864,9 +942,17 @@ def _unanswered_statement(dialect) -> RawStatement:
     return RawStatement(statement, dialect)
 
 
-def _statements(dialect) -> tuple[RawStatement, RawStatement, RawStatement, RawStatement]:
-    """The writes: a message once, an escalation once per message (returning its id), an alert, and
-    the fields of the sender's state a text changed (insert or update), compiled for the dialect."""
+def caller_text_rows(texts: tuple[tuple[str, str], ...]) -> list[dict[str, Any]]:
+    """Outbox rows for texts to a caller (no escalation): sent by the alert worker like any other."""
+    now = utcnow()
+    return [{"escalation_id": None, "to_number": to, "body": body, "status": "pending", "attempts": 0,
+             "next_attempt_at": now, "created_at": now, "twilio_sid": None, "sent_at": None} for to, body in texts]
+
+
+def _statements(dialect) -> tuple[RawStatement, RawStatement, RawStatement, RawStatement, RawStatement]:
+    """The writes: a message once, an escalation once per message (returning its id), an alert, the
+    fields of the sender's state a text changed (insert or update), and a message once returning its id
+    (None if it was stored already), compiled for the dialect."""
     insert = sqlite_insert if dialect.name == "sqlite" else pg_insert
 
     def values(table, columns):
@@ -901,7 +987,7 @@ def _statements(dialect) -> tuple[RawStatement, RawStatement, RawStatement, RawS
     upsert = sender.on_conflict_do_update(index_elements=[SENDERS.c.phone], set_=updates)
     return (RawStatement(message, dialect), RawStatement(escalation, dialect),
             RawStatement(ALERTS.insert().values({c: bindparam(c) for c in ALERT_COLUMNS}), dialect),
-            RawStatement(upsert, dialect))
+            RawStatement(upsert, dialect), RawStatement(message.returning(INBOUND.c.id), dialect))
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,8 @@ class Sender(Base):
 
 
 class InboundMessage(Base):
-    """Every inbound text, once, keyed by Twilio's MessageSid; a retry gets the stored reply."""
+    """Every inbound text, once, keyed by Twilio's MessageSid; a retry gets the stored reply. A call's steps
+    are kept here too (channel "voice"), keyed by CallSid and step number, with what was said."""
 
     __tablename__ = "inbound_messages"
 
@@ -49,6 +50,7 @@ class InboundMessage(Base):
     topic: Mapped[str | None] = mapped_column(String(40))
     locale: Mapped[str] = mapped_column(String(16))
     reply: Mapped[str | None] = mapped_column(Text)  # None: nothing was sent (STOP, opted out)
+    channel: Mapped[str] = mapped_column(String(8), default="sms", server_default="sms")  # sms or voice
 
 
 class Escalation(Base):
@@ -65,15 +67,17 @@ class Escalation(Base):
     phone: Mapped[str] = mapped_column(String(40), index=True)
     text: Mapped[str] = mapped_column(Text)
     message_sid: Mapped[str] = mapped_column(String(64), unique=True)
+    channel: Mapped[str] = mapped_column(String(8), default="sms", server_default="sms")  # sms or voice
 
 
 class Alert(Base):
-    """An SMS to on-call staff, waiting in the outbox until a worker sends it."""
+    """An SMS waiting in the outbox until a worker sends it: to on-call staff about an escalation, or (no
+    escalation) to a caller who asked on the phone for a text (an answer, the care-team number)."""
 
     __tablename__ = "alert_outbox"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    escalation_id: Mapped[int] = mapped_column(ForeignKey("escalations.id"), index=True)
+    escalation_id: Mapped[int | None] = mapped_column(ForeignKey("escalations.id"), index=True)
     to_number: Mapped[str] = mapped_column(String(40))
     body: Mapped[str] = mapped_column(Text)
     # pending -> sending -> sent -> delivered | undelivered | failed

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 LEVELS = ("emergency", "call_now", "info", "none")
@@ -72,6 +72,7 @@ class Source:
     commands: dict[str, tuple[str, ...]]
     cues: dict[str, tuple[str, ...]]
     entries: tuple[Entry, ...]
+    voice_locales: dict[str, dict] = field(default_factory=dict)  # voice.toml [locales]: the call table
 
 
 class SourceError(ValueError):
@@ -102,12 +103,20 @@ SAFETY_NOTE = (
 )
 
 
+VOICE_NOTE = (
+    "Said on a phone call by a computer voice, never read: no 'text', 'reply' or screen words. Keep every "
+    "{placeholder} exactly. Short sentences."
+)
+
+
 def parse_source(texts: dict[str, str]) -> Source:
-    """Build the source from the three TOML texts (file name -> content)."""
+    """Build the source from the TOML texts (file name -> content): the three required ones and, if
+    given, voice.toml."""
     try:
         topics_doc = tomllib.loads(texts["topics.toml"])
         triage_doc = tomllib.loads(texts["triage.toml"])
         system_doc = tomllib.loads(texts["system.toml"])
+        voice_doc = tomllib.loads(texts.get(VOICE_FILE, ""))
     except tomllib.TOMLDecodeError as exc:  # pragma: no cover - message is what matters
         raise SourceError(f"messages/: {exc}") from exc
     topic_lines = texts["topics.toml"].splitlines()
@@ -182,6 +191,15 @@ def parse_source(texts: dict[str, str]) -> Source:
                              f"Comma-separated list for your language: see the comment above '{name}' "
                              "in messages/system.toml.", line, is_list=True))
 
+    voice_lines = texts.get(VOICE_FILE, "").splitlines()
+    for key, text in voice_doc.get("texts", {}).items():
+        line = _line_of(voice_lines, rf'^"{re.escape(key)}"\s*=')
+        note = VOICE_NOTE + (" SAFETY wording: needs review by a qualified medical translator."
+                             if key.startswith(("escalation.", "no_answer")) else "")
+        if key == "language.option":
+            note += " Name YOUR language in your language: this is how a caller finds it in the menu."
+        entries.append(Entry(f"voice:{key}", " ".join(text.split()), note, line))
+
     known_topics = {t.id for t in topics}
     for rule in rules:
         if rule.topic and rule.topic not in known_topics:
@@ -191,10 +209,12 @@ def parse_source(texts: dict[str, str]) -> Source:
     return Source(
         languages=tuple(system_doc["languages"]), topics=tuple(topics), rules=tuple(rules),
         temperature=temperature, texts=system_texts, commands=commands, cues=cues, entries=tuple(entries),
+        voice_locales={k: dict(v) for k, v in voice_doc.get("locales", {}).items()},
     )
 
 
 SOURCE_FILES = ("topics.toml", "triage.toml", "system.toml")
+VOICE_FILE = "voice.toml"  # optional: without it, no phone prompts (and /voice says so)
 
 
 def read_source(messages_dir: Path) -> Source:
@@ -205,6 +225,9 @@ def read_source(messages_dir: Path) -> Source:
             texts[name] = (messages_dir / name).read_text(encoding="utf-8")
         except OSError as exc:
             raise SourceError(f"cannot read {messages_dir / name}: {exc}") from exc
+    voice = messages_dir / VOICE_FILE
+    if voice.exists():
+        texts[VOICE_FILE] = voice.read_text(encoding="utf-8")
     return parse_source(texts)
 
 

@@ -1,6 +1,8 @@
-"""Load test: gunicorn on loopback, signed /sms traffic (with its database writes) against a bare endpoint.
+"""Load test: gunicorn on loopback, signed /sms and /voice traffic (with their database writes) against bare
+endpoints.
 
     python bench/load.py [--seconds 3] [--rounds 5] [--clients 4] [--databases sqlite,postgresql]
+                         [--webhooks sms,voice]
 
 For each database: starts gunicorn (the Procfile's settings: 4 workers, 2 threads) with the app plus a
 bare Flask endpoint returning the same TwiML (bench/bare_app.py). The peak throughput of each is
@@ -10,6 +12,11 @@ rounds' ratios, with their range. Then /sms (and /bare) are paced at 80 % of the
 as many clients, each sending on a schedule, and p50/p99 latency is reported. Targets: /sms at least
 half the bare throughput; p99 under 50 ms at 80 % of peak. All traffic stays on 127.0.0.1 and every
 phase is bounded in time.
+
+/voice is measured the same way against /bare-voice (a typical step's TwiML): a mix of a call's steps, each
+signed over its own URL: the call coming in (a database read of the caller), a language chosen (its
+commit waited for), words said (the conversation core; symptoms escalate), a topic picked from the list,
+and the menu after an answer.
 """
 
 from __future__ import annotations
@@ -48,20 +55,48 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def requests_for(path: str, n: int, seed: int, symptom_share: float) -> list[tuple[bytes, dict[str, str]]]:
+VOICE_LANGS = ["en", "es", "zh_Hans", "vi", "ko", "ru", "fr", "pt"]
+
+
+def voice_step(rnd: random.Random, symptom_share: float) -> tuple[str, dict[str, str]]:
+    """One step of a call, as Twilio would post it (its URL and the fields it adds)."""
+    lang = rnd.choice(VOICE_LANGS)
+    kind = rnd.random()
+    if kind < 0.2:
+        return "/voice", {}
+    if kind < 0.35:
+        return "/voice/language?n=1&page=1&try=0", {"Digits": str(rnd.randrange(1, 9))}
+    if kind < 0.7:
+        words = rnd.choice(SYMPTOMS if rnd.random() < symptom_share * 2 else TEXTS)
+        return f"/voice/answer?lang={lang}&n=2&try=0", {"SpeechResult": words, "Confidence": "0.87"}
+    if kind < 0.9:
+        return f"/voice/pick?lang={lang}&n=3&page=1&try=0", {"Digits": str(rnd.randrange(1, 9))}
+    return f"/voice/after?lang={lang}&n=4&t=4&try=0", {"Digits": rnd.choice("12*")}
+
+
+def requests_for(path: str, n: int, seed: int, symptom_share: float) -> list[tuple[str, bytes, dict[str, str]]]:
     from twilio.request_validator import RequestValidator
 
     rnd = random.Random(seed)
     validator = RequestValidator(TOKEN)
     out = []
     for _ in range(n):
+        if path == "/voice":  # a mix of a call's steps, each signed over its own URL
+            step, fields = voice_step(rnd, symptom_share)
+            form = {"CallSid": "CA" + uuid.uuid4().hex, "AccountSid": "AC" + "0" * 32,
+                    "From": f"+1617555{rnd.randrange(10000):04d}", "To": "+16175550000", "CallStatus": "in-progress",
+                    "Direction": "inbound", "ApiVersion": "2010-04-01", **fields}
+            headers = {"Content-Type": "application/x-www-form-urlencoded",
+                       "X-Twilio-Signature": validator.compute_signature(PUBLIC + step, form)}
+            out.append((step, urlencode(form).encode(), headers))
+            continue
         form = {"MessageSid": "SM" + uuid.uuid4().hex, "AccountSid": "AC" + "0" * 32, "From":
                 f"+1617555{rnd.randrange(10000):04d}", "To": "+16175550000",
                 "Body": rnd.choice(SYMPTOMS if rnd.random() < symptom_share else TEXTS),
                 "NumMedia": "0", "ApiVersion": "2010-04-01"}
         headers = {"Content-Type": "application/x-www-form-urlencoded",
                    "X-Twilio-Signature": validator.compute_signature(PUBLIC + path, form)}
-        out.append((urlencode(form).encode(), headers))
+        out.append((path, urlencode(form).encode(), headers))
     return out
 
 
@@ -76,11 +111,11 @@ def client(port: int, path: str, reqs, deadline: float, interval: float, out: mp
             if delay > 0:
                 time.sleep(delay)
             next_at += interval
-        body, headers = reqs[i]
+        step, body, headers = reqs[i]
         i += 1
         t = time.perf_counter()
         try:
-            conn.request("POST", path, body=body, headers=headers)
+            conn.request("POST", step, body=body, headers=headers)
             response = conn.getresponse()
             response.read()
             if response.status != 200:
@@ -156,12 +191,30 @@ def serve(url: str, port: int, log: Path) -> subprocess.Popen:
     raise RuntimeError(f"gunicorn did not start; see {log}")
 
 
+def measure(port: int, path: str, bare_path: str, a) -> tuple[list, dict, dict, int]:
+    """Peak rounds (bare, webhook) alternating, then both paced at 80 % of their own peak."""
+    drive(port, path, a.clients, 1.0)  # warm-up: imports, caches, connections
+    drive(port, bare_path, a.clients, 1.0)
+    rounds = []
+    for _ in range(a.rounds):
+        bare = drive(port, bare_path, a.clients, a.seconds)
+        hook = drive(port, path, a.clients, a.seconds, symptom_share=a.symptom_share)
+        rounds.append((bare, hook))
+    bare_rps = statistics.median(b["rps"] for b, _ in rounds)
+    hook_rps = statistics.median(s["rps"] for _, s in rounds)
+    paced = 2 * a.clients
+    hook80 = drive(port, path, paced, 2 * a.seconds, rate=0.8 * hook_rps, symptom_share=a.symptom_share)
+    bare80 = drive(port, bare_path, paced, 2 * a.seconds, rate=0.8 * bare_rps)
+    return rounds, hook80, bare80, paced
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=3, help="length of each phase")
-    ap.add_argument("--rounds", type=int, default=5, help="alternating bare and /sms peak phases")
+    ap.add_argument("--rounds", type=int, default=5, help="alternating bare and webhook peak phases")
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--databases", default="sqlite,postgresql")
+    ap.add_argument("--webhooks", default="sms,voice", help="which webhooks to load: sms, voice or both")
     ap.add_argument("--symptom-share", type=float, default=0.125,
                     help="share of texts that describe a symptom and escalate (default: one in eight)")
     a = ap.parse_args()
@@ -174,39 +227,39 @@ def main() -> int:
                 continue
             port = free_port()
             proc = serve(url, port, tmp / f"gunicorn-{database}.log")
+            results = []
             try:
-                drive(port, "/sms", a.clients, 1.0)  # warm-up: imports, caches, connections
-                drive(port, "/bare", a.clients, 1.0)
-                rounds = []
-                for _ in range(a.rounds):
-                    bare = drive(port, "/bare", a.clients, a.seconds)
-                    sms = drive(port, "/sms", a.clients, a.seconds, symptom_share=a.symptom_share)
-                    rounds.append((bare, sms))
-                bare_rps = statistics.median(b["rps"] for b, _ in rounds)
-                sms_rps = statistics.median(s["rps"] for _, s in rounds)
-                paced = 2 * a.clients
-                sms80 = drive(port, "/sms", paced, 2 * a.seconds, rate=0.8 * sms_rps, symptom_share=a.symptom_share)
-                bare80 = drive(port, "/bare", paced, 2 * a.seconds, rate=0.8 * bare_rps)
+                for webhook in a.webhooks.split(","):
+                    path, bare_path = {"sms": ("/sms", "/bare"), "voice": ("/voice", "/bare-voice")}[webhook]
+                    results.append((webhook, path, bare_path, measure(port, path, bare_path, a)))
             finally:
                 os.killpg(proc.pid, signal.SIGTERM)
                 proc.wait(timeout=20)
-            ratios = sorted(s["rps"] / b["rps"] for b, s in rounds)
-            ratio = statistics.median(ratios)
-            errors = sum(s["errors"] for _, s in rounds) + sms80["errors"]
-            met = ratio >= 0.5 and sms80["p99"] < 50 and not errors
-            ok &= met
-            print(f"\n{database}: gunicorn {WORKERS} workers x {THREADS} threads, {a.clients} client processes, "
-                  f"{a.rounds} rounds of {a.seconds:.0f} s phases, {a.symptom_share:.0%} of texts escalate")
-            print(f"  {'endpoint':24} {'peak req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}   (median round)")
-            for name, i in (("/bare (same TwiML)", 0), ("/sms (signed, db)", 1)):
-                r = sorted((x[i] for x in rounds), key=lambda x: x["rps"])[len(rounds) // 2]
-                print(f"  {name:24} {r['rps']:10.0f} {r['p50']:8.2f} {r['p99']:8.2f} "
-                      f"{sum(x[i]['errors'] for x in rounds):7}")
-            print(f"  at 80 % of peak ({paced} paced clients): /sms {sms80['rps']:.0f} req/s p50 {sms80['p50']:.2f} ms "
-                  f"p99 {sms80['p99']:.2f} ms; /bare {bare80['rps']:.0f} req/s p50 {bare80['p50']:.2f} ms "
-                  f"p99 {bare80['p99']:.2f} ms")
-            print(f"  /sms / bare throughput: {ratio:.2f} (rounds {ratios[0]:.2f}-{ratios[-1]:.2f}; target >= 0.5); "
-                  f"p99 at 80 %: {sms80['p99']:.1f} ms (target < 50) -> {'met' if met else 'MISSED'}")
+            for webhook, path, bare_path, (rounds, hook80, bare80, paced) in results:
+                ratios = sorted(s["rps"] / b["rps"] for b, s in rounds)
+                ratio = statistics.median(ratios)
+                errors = sum(s["errors"] for _, s in rounds) + hook80["errors"]
+                # The issue's targets: /sms half the bare throughput or more; both p99 < 50 ms at 80 % of peak.
+                met = (ratio >= 0.5 or webhook != "sms") and hook80["p99"] < 50 and not errors
+                ok &= met
+                what = ("texts escalate" if webhook == "sms"
+                        else f"35 % of steps are words said, of which symptoms: {min(1, 2 * a.symptom_share):.0%}")
+                share = f": {a.symptom_share:.0%}" if webhook == "sms" else ""
+                print(f"\n{database} {path}: gunicorn {WORKERS} workers x {THREADS} threads, {a.clients} "
+                      f"client processes, {a.rounds} rounds of {a.seconds:.0f} s phases ({what}{share})")
+                print(f"  {'endpoint':24} {'peak req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}"
+                      "   (median round)")
+                for name, i in ((f"{bare_path} (same TwiML)", 0), (f"{path} (signed, db)", 1)):
+                    r = sorted((x[i] for x in rounds), key=lambda x: x["rps"])[len(rounds) // 2]
+                    print(f"  {name:24} {r['rps']:10.0f} {r['p50']:8.2f} {r['p99']:8.2f} "
+                          f"{sum(x[i]['errors'] for x in rounds):7}")
+                print(f"  at 80 % of peak ({paced} paced clients): {path} {hook80['rps']:.0f} req/s "
+                      f"p50 {hook80['p50']:.2f} ms p99 {hook80['p99']:.2f} ms; {bare_path} {bare80['rps']:.0f} req/s "
+                      f"p50 {bare80['p50']:.2f} ms p99 {bare80['p99']:.2f} ms")
+                target = "; target >= 0.5" if webhook == "sms" else ""
+                print(f"  {path} / bare throughput: {ratio:.2f} (rounds {ratios[0]:.2f}-{ratios[-1]:.2f}{target}); "
+                      f"p99 at 80 %: {hook80['p99']:.1f} ms (target < 50; "
+                      f"{hook80['p99'] / max(bare80['p99'], 1e-9):.1f}x the bare p99) -> {'met' if met else 'MISSED'}")
     return 0 if ok else 1
 
 

@@ -488,10 +488,10 @@ def test_production_starts_with_good_settings(tmp_path):
 # --- F9: request size ------------------------------------------------------------------------------------
 
 def test_large_bodies_are_refused_before_parsing_or_signature(sms_client, monkeypatch):
-    from assistant import sms
+    from assistant import webhooks
 
     checked = []
-    monkeypatch.setattr(sms, "_signed_by_twilio", lambda *a: checked.append(a) or False)
+    monkeypatch.setattr(webhooks, "_signed_by_twilio", lambda *a: checked.append(a) or False)
     response = sms_client.post("/sms", data=b"Body=" + b"a" * 1_000_000,
                                content_type="application/x-www-form-urlencoded")
     assert response.status_code == 413 and checked == []

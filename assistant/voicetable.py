@@ -1,0 +1,153 @@
+"""The phone-call language table (``messages/voice.toml``), checked against Twilio's own value lists,
+and the catalog checks of spoken prompts. No Flask here: ``assistant catalog check`` uses it too.
+
+Twilio's Python library sends any ``language``/``voice`` string as it is (an unknown one fails only on a
+live call), so the project keeps Twilio's published lists (``twilio_voice_values.json``, from the
+twilio-node ``VoiceResponse`` type unions) and refuses a table row outside them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from .catalog import SOURCE_LOCALE, Catalog, Problem, _Sample
+
+VALUES_FILE = Path(__file__).resolve().parent / "twilio_voice_values.json"
+MORE_DIGIT = 9  # "more languages" / "more topics"; 0 is always the care team, * repeats
+PAGES = (1, 2)
+# <Say> limits per voice family (Twilio error 13521): Polly 3,000 characters, Google 5,000, others 4,096.
+SAY_LIMITS = {"Polly.": 3000, "Google.": 5000}
+BASIC_SAY_LIMIT = 4096
+# Screen-only wording a caller cannot act on: "text MORE", "reply 1", "1)". Command words written in
+# capitals are how the SMS texts name them, in every language ("Escriba MENU").
+_SCREEN = re.compile(r"\b(?i:text|reply|type|send|tap|click)\s+(?i:us\s+|me\s+)?(?i:with\s+)?(?i:a\s+)?"
+                     r"(\d|[A-Z]{3,})\b|\b\d\)|\b(?i:reply)\b")
+
+
+@dataclass(frozen=True)
+class VoiceLocale:
+    """One row of the table: how a call in this language is listened to and spoken."""
+
+    code: str
+    speech: str | None  # <Gather language>, None: keypad only
+    voice: str  # <Say voice>
+    say_language: str  # <Say language>, the voice's own
+    page: int  # of the language menu
+    digit: int
+    nearest: str | None = None  # the language whose voice says this one's prompts (no voice of its own)
+
+    @property
+    def keypad_only(self) -> bool:
+        return self.speech is None
+
+    @property
+    def say_limit(self) -> int:
+        return next((n for prefix, n in SAY_LIMITS.items() if self.voice.startswith(prefix)), BASIC_SAY_LIMIT)
+
+
+@lru_cache(maxsize=1)
+def twilio_values() -> dict[str, frozenset[str]]:
+    """Twilio's published Gather languages, Say languages and Say voices."""
+    data = json.loads(VALUES_FILE.read_text(encoding="utf-8"))
+    return {key: frozenset(data[key]) for key in ("gather_languages", "say_languages", "say_voices")}
+
+
+def parse_table(rows: Mapping[str, Mapping], languages: tuple[str, ...]) -> tuple[dict[str, VoiceLocale],
+                                                                                   list[Problem]]:
+    """The table's rows that are usable, and what is wrong with the others."""
+    values = twilio_values()
+    table: dict[str, VoiceLocale] = {}
+    problems: list[Problem] = []
+    taken: dict[tuple[int, int], str] = {}
+    for code in languages:
+        raw = rows.get(code)
+        where = f"messages/voice.toml [locales.{code}]"
+        if raw is None:
+            problems.append(Problem(code, where, "no row: callers cannot choose this language", "error"))
+            continue
+        try:
+            row = VoiceLocale(code=code, speech=str(raw.get("speech") or "") or None, voice=str(raw["voice"]),
+                              say_language=str(raw["say_language"]), page=int(raw["page"]), digit=int(raw["digit"]),
+                              nearest=raw.get("nearest") or None)
+        except (KeyError, TypeError, ValueError) as exc:
+            problems.append(Problem(code, where, f"incomplete row ({exc})", "error"))
+            continue
+        wrong = []
+        if row.speech is not None and row.speech not in values["gather_languages"]:
+            wrong.append(f"speech {row.speech!r} is not a Twilio <Gather> language")
+        if row.voice not in values["say_voices"]:
+            wrong.append(f"voice {row.voice!r} is not a Twilio <Say> voice")
+        if row.say_language not in values["say_languages"]:
+            wrong.append(f"say_language {row.say_language!r} is not a Twilio <Say> language")
+        if row.voice.startswith("Google.") and not row.voice.startswith(f"Google.{row.say_language}-"):
+            wrong.append(f"voice {row.voice} does not speak {row.say_language}")
+        if row.page not in PAGES or not 1 <= row.digit <= 8:
+            wrong.append("page must be 1 or 2 and digit 1 to 8 (9: more, 0: care team)")
+        elif (row.page, row.digit) in taken:
+            wrong.append(f"page {row.page} digit {row.digit} is taken by {taken[(row.page, row.digit)]}")
+        if wrong:
+            problems.extend(Problem(code, where, w, "error") for w in wrong)
+            continue
+        taken[(row.page, row.digit)] = code
+        table[code] = row
+    return table, problems
+
+
+_TABLES: dict[int, tuple[Catalog, dict[str, VoiceLocale], list[Problem]]] = {}
+
+
+def voice_table(catalog: Catalog) -> dict[str, VoiceLocale]:
+    """The usable rows for ``catalog`` (computed once per catalog: a published catalog is a new one)."""
+    return _table(catalog)[0]
+
+
+def _table(catalog: Catalog) -> tuple[dict[str, VoiceLocale], list[Problem]]:
+    cached = _TABLES.get(id(catalog))
+    if cached is None or cached[0] is not catalog:
+        table, problems = parse_table(catalog.source.voice_locales, catalog.languages)
+        _TABLES.clear()
+        _TABLES[id(catalog)] = cached = (catalog, table, problems)
+    return cached[1], cached[2]
+
+
+def screen_words(catalog: Catalog, locale: str, text: str) -> list[str]:
+    """What in ``text`` only makes sense on a screen."""
+    found = [m.group(0) for m in _SCREEN.finditer(text)]
+    commands = {w for ctx, items in [*catalog.lists.get(SOURCE_LOCALE, {}).items(),
+                                     *catalog.lists.get(locale, {}).items()]
+                if ctx.startswith("command:") for w in items}
+    found += [w.upper() for w in commands if len(w) >= 3 and re.search(rf"(?<!\w){re.escape(w.upper())}(?!\w)", text)
+              and w.upper() != w.lower()]
+    return found
+
+
+def voice_problems(catalog: Catalog) -> list[Problem]:
+    """The table's problems, and every spoken text (voice prompts, topic summaries) that says screen
+    words or is too long for one <Say> of the language's voice."""
+    table, problems = _table(catalog)
+    problems = list(problems)
+    spoken = [e.context for e in catalog.source.entries if e.context.startswith("voice:")]
+    summaries = [f"topic:{t.id}:summary" for t in catalog.source.topics]
+    for locale in catalog.languages:
+        row = table.get(locale)
+        limit = row.say_limit if row else BASIC_SAY_LIMIT
+        for ctx in spoken + summaries:
+            entry = catalog.texts.get(locale, {}).get(ctx)
+            if entry is None:
+                continue
+            text = entry.string.format_map(_Sample({"care_team": "1, 6, 1, 7, 5, 5, 5, 0, 1, 4, 2",
+                                                    "emergency": "9, 1, 1", "label": "x" * 30, "digit": "1",
+                                                    "items": "x" * 300}))
+            if len(text) > limit:
+                voice = row.voice if row else "?"
+                problems.append(Problem(locale, ctx, f"{len(text)} characters: one <Say> with {voice} takes {limit} "
+                                        "at most", "error"))
+            if ctx.startswith("voice:") and (words := screen_words(catalog, locale, text)):
+                problems.append(Problem(locale, ctx, f"said on a call, but tells the caller to use a screen: "
+                                        f"{', '.join(sorted(set(words)))}", "error"))
+    return problems

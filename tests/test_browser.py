@@ -260,3 +260,29 @@ def test_without_javascript_the_form_posts_and_shows_the_reply(browser, server):
     page.wait_for_load_state()
     assert page.locator("#log .them").last.get_attribute("lang") == "es"
     context.close()
+
+
+def test_call_mode_shows_what_the_caller_hears_and_where_the_call_goes(page):
+    page.get_by_role("button", name="Call", exact=True).click()
+    assert page.get_by_role("button", name="Call", exact=True).get_attribute("aria-pressed") == "true"
+    page.get_by_role("button", name="Call the hospital").click()
+    # A caller without a language: the keypad language menu, each language in its own voice.
+    page.wait_for_selector("#callcontrols .key")
+    said = page.locator("#calllog .said")
+    voices = said.locator(".voice").all_inner_texts()
+    assert any("es-US" in v for v in voices) and any("Polly" in v or "Google" in v for v in voices)
+    assert page.locator("#calllog .said[lang='es-US']").count() >= 1
+    page.locator("#callcontrols .key", has_text="2").first.click()  # Español
+    page.wait_for_selector("#callcontrols input")
+    box = page.locator("#callcontrols input")
+    assert "es-US" in box.get_attribute("placeholder")
+    box.fill("mi hijo tiene fiebre")
+    box.press("Enter")
+    page.wait_for_selector("#calllog .transfer")
+    assert "+16175550142" in page.locator("#calllog .transfer").inner_text()  # CARE_TEAM, dialable
+    page.get_by_role("button", name="Nobody answers").click()
+    page.wait_for_selector("text=The call ends.")
+    spoken = " ".join(said.all_inner_texts())
+    assert "6, 1, 7" in spoken or "6 1 7" in spoken  # the number said digit by digit
+    page.screenshot(path=str(SHOTS / "desktop-call-mode.png"))
+    assert page.errors == []

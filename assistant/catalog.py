@@ -400,5 +400,5 @@ def check(catalog: Catalog) -> list[Problem]:
             if size.segments > limit:
                 problems.append(Problem(locale, entry.context, f"{size.segments} SMS segments ({size.encoding}, "
                                         f"{size.units} units); keep it to {limit}",
-                                        "error" if limit == 2 else "warning"))
+                                        "error"))  # over budget: cut or split by MORE
     return problems

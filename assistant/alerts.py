@@ -245,6 +245,7 @@ def worker_command(once: bool, poll: float) -> None:
     worker = f"worker-{uuid.uuid4().hex[:12]}"
     client = twilio_client(app.config)
     recorder = app.extensions["recorder"]
+    app.extensions["catalog_watcher"].ensure_started()  # the live catalog revision, as the web workers
     while True:
         try:
             run_once(app, worker, client)

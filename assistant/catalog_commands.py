@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 from flask import current_app
+from flask.cli import with_appcontext
 
 from .catalogcheck import Content, Report, check_content, read_dirs, read_tree
 
@@ -44,6 +45,7 @@ def check_command(directory: str | None, strict: bool) -> None:
 
 @click.command("status")
 @click.argument("directory", required=False, type=click.Path(exists=True, file_okay=False))
+@with_appcontext
 def status_command(directory: str | None) -> None:
     """One row per language: translated, reviewed, unreviewed, stale, missing, over the SMS budget."""
     report = check_content(_content(directory))
@@ -59,6 +61,155 @@ def status_command(directory: str | None) -> None:
                "`assistant catalog check` lists them")
 
 
+def _session():
+    return current_app.extensions["sessionmaker"]()
+
+
+def _database_error(exc: Exception) -> click.ClickException:
+    return click.ClickException(f"the database cannot be used ({type(exc).__name__}); is it up, and has "
+                                "`assistant db upgrade` run?")
+
+
+@click.command("publish")
+@click.argument("directory", required=False, default=".", type=click.Path(file_okay=False))
+@click.option("--note", required=True, help="What changed and why, for the history.")
+@click.option("--by", "by", required=True, help="Your name, for the history.")
+@with_appcontext
+def publish_command(directory: str, note: str, by: str) -> None:
+    """Check DIRECTORY (holding messages/ and locales/; default: here) and make it the live catalog of every
+    worker, as a new revision. Refused when the check finds an error: the live catalog keeps serving."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .revisions import POLL_SECONDS, PublishError, repository_content, store, summary
+
+    content = _content(directory)
+    report = check_content(content)
+    if report.errors:
+        print_report(report)
+        raise click.ClickException("refused: fix the errors above; the live catalog keeps serving")
+    try:
+        with _session() as session:
+            done = store(session, content, by=by, note=note, kind="publish",
+                         repository=repository_content(current_app), report=report)
+    except PublishError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except SQLAlchemyError as exc:
+        raise _database_error(exc) from exc
+    click.echo(f"{len(report.warnings)} warning(s); `assistant catalog check` lists them")
+    click.echo(f"published revision #{done.revision.id}: {summary(done.changes)}")
+    click.echo(f"every worker answers from it within about {POLL_SECONDS:.0f} s")
+
+
+@click.command("history")
+@click.option("--limit", default=30, show_default=True)
+@with_appcontext
+def history_command(limit: int) -> None:
+    """The published revisions, newest first; the live one is marked."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .revisions import history, summary
+
+    try:
+        with _session() as session:
+            rows = history(session, limit)
+    except SQLAlchemyError as exc:
+        raise _database_error(exc) from exc
+    if not rows:
+        click.echo("no revision published yet: the files in the repository are served")
+        return
+    import json
+
+    live = next((r.id for r in rows if not r.draft), None)
+    for r in rows:
+        mark = "LIVE " if r.id == live else ("draft" if r.draft else "     ")
+        click.echo(f"#{r.id:<4} {mark} {r.created_at:%Y-%m-%d %H:%M} UTC  {r.kind:<10} by {r.created_by}: "
+                   f"{r.note or '-'}  [{summary(json.loads(r.changes))}]")
+
+
+@click.command("show")
+@click.argument("rev", type=int)
+@with_appcontext
+def show_command(rev: int) -> None:
+    """What revision REV (the number `history` prints) changed against its parent."""
+    import json
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .revisions import get
+
+    try:
+        with _session() as session:
+            r = get(session, rev)
+    except SQLAlchemyError as exc:
+        raise _database_error(exc) from exc
+    if r is None:
+        raise click.ClickException(f"there is no revision #{rev} (`assistant catalog history` lists them)")
+    click.echo(f"#{r.id} {r.kind}{' (draft)' if r.draft else ''} by {r.created_by}, {r.created_at:%Y-%m-%d %H:%M} "
+               f"UTC, parent #{r.parent_id or '-'}: {r.note or '-'}")
+    changed = json.loads(r.changes)
+    if not changed:
+        click.echo("  no entry changed")
+    for locale, diff in changed.items():
+        for what, keys in diff.items():
+            for key in keys:
+                click.echo(f"  {locale:<8} {what:<8} {key}")
+
+
+@click.command("rollback")
+@click.argument("rev", type=int)
+@click.option("--by", "by", required=True, help="Your name, for the history.")
+@click.option("--note", default="", help="Why.")
+@with_appcontext
+def rollback_command(rev: int, by: str, note: str) -> None:
+    """Make revision REV's content live again, as a new history entry."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .revisions import PublishError, get, repository_content, store, summary, unpack
+
+    try:
+        with _session() as session:
+            old = get(session, rev)
+            if old is None:
+                raise click.ClickException(f"there is no revision #{rev} (`assistant catalog history` lists them)")
+            content = unpack(old.content)
+            report = check_content(content)
+            if report.errors:
+                print_report(report)
+                raise click.ClickException(f"refused: revision #{rev} does not pass today's checks")
+            done = store(session, content, by=by, note=note or f"rollback to #{rev}", kind="rollback",
+                         repository=repository_content(current_app), report=report)
+    except PublishError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except SQLAlchemyError as exc:
+        raise _database_error(exc) from exc
+    click.echo(f"revision #{done.revision.id} (the content of #{rev}) is live: {summary(done.changes)}")
+
+
+@click.command("pull")
+@click.argument("directory", required=False, default=".", type=click.Path(file_okay=False))
+@with_appcontext
+def pull_command(directory: str) -> None:
+    """Write the live revision into DIRECTORY's messages/ and locales/ (default: here), to commit it to git."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .catalogcheck import write_tree
+    from .revisions import live, unpack
+
+    try:
+        with _session() as session:
+            r = live(session)
+    except SQLAlchemyError as exc:
+        raise _database_error(exc) from exc
+    if r is None:
+        raise click.ClickException("no revision published yet: the files in the repository are the live ones")
+    changed = write_tree(unpack(r.content), Path(directory))
+    for path in changed:
+        click.echo(f"wrote {path}")
+    click.echo(f"revision #{r.id}: {len(changed)} file(s) changed")
+
+
 def register(group: click.Group) -> None:
     """Add the commands to the ``catalog`` group."""
-    group.add_command(status_command)
+    for command in (status_command, publish_command, history_command, show_command, rollback_command,
+                    pull_command):
+        group.add_command(command)

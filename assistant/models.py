@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -87,3 +87,22 @@ class Alert(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime)
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class CatalogRevision(Base):
+    """One whole version of the content (messages/*.toml and every locale's .po), as published (or a draft
+    from a spreadsheet import). The live revision is the newest one that is not a draft: a rollback is a new
+    revision holding an older one's content, so history only grows."""
+
+    __tablename__ = "catalog_revisions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    parent_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(120))
+    note: Mapped[str] = mapped_column(Text, default="")
+    kind: Mapped[str] = mapped_column(String(16))  # repository, publish, rollback, import
+    draft: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    digest: Mapped[str] = mapped_column(String(64))  # sha256 of the content: an unchanged publish is refused
+    content: Mapped[bytes] = mapped_column(LargeBinary)  # a zip of the files, by repository path
+    changes: Mapped[str] = mapped_column(Text, default="{}")  # JSON: per locale, entries added/changed/removed

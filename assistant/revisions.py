@@ -22,6 +22,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -250,12 +251,6 @@ class CatalogWatcher:
                  extra={"event": "catalog.swapped", "revision": newest})
         return True
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.poll_seconds):
-            try:
-                self.poll()
-            except Exception:  # pragma: no cover - the thread must outlive anything
-                log.exception("catalog watcher pass failed")
 
     def ensure_started(self) -> None:
         """Start the thread in this process (again after a fork: threads do not survive one). Cheap when it
@@ -267,11 +262,25 @@ class CatalogWatcher:
                 return
             self._pid = os.getpid()
             self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="catalog-watcher", daemon=True)
+            self._thread = threading.Thread(target=_watch, args=(weakref.ref(self), self._stop, self.poll_seconds),
+                                            name="catalog-watcher", daemon=True)
             self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
+
+
+def _watch(ref: weakref.ReferenceType[CatalogWatcher], stop: threading.Event, seconds: float) -> None:
+    """The watcher's thread. It holds the watcher weakly: an app that is gone (tests make many) stops it."""
+    while not stop.wait(seconds):
+        watcher = ref()
+        if watcher is None:
+            return
+        try:
+            watcher.poll()
+        except Exception:  # pragma: no cover - the thread must outlive anything
+            log.exception("catalog watcher pass failed")
+        del watcher
 
 
 def init_app(app: Flask) -> None:

@@ -74,15 +74,26 @@ def _database_error(exc: Exception) -> click.ClickException:
 @click.argument("directory", required=False, default=".", type=click.Path(file_okay=False))
 @click.option("--note", required=True, help="What changed and why, for the history.")
 @click.option("--by", "by", required=True, help="Your name, for the history.")
+@click.option("--draft", "draft", type=int, help="Publish this draft revision (from `catalog import`) instead.")
 @with_appcontext
-def publish_command(directory: str, note: str, by: str) -> None:
+def publish_command(directory: str, note: str, by: str, draft: int | None) -> None:
     """Check DIRECTORY (holding messages/ and locales/; default: here) and make it the live catalog of every
     worker, as a new revision. Refused when the check finds an error: the live catalog keeps serving."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from .revisions import POLL_SECONDS, PublishError, repository_content, store, summary
+    from .revisions import POLL_SECONDS, PublishError, get, repository_content, store, summary, unpack
 
-    content = _content(directory)
+    if draft is not None:
+        try:
+            with _session() as session:
+                row = get(session, draft)
+                if row is None or not row.draft:
+                    raise click.ClickException(f"there is no draft revision #{draft} (`assistant catalog history`)")
+                content = unpack(row.content)
+        except SQLAlchemyError as exc:
+            raise _database_error(exc) from exc
+    else:
+        content = _content(directory)
     report = check_content(content)
     if report.errors:
         print_report(report)
@@ -208,8 +219,94 @@ def pull_command(directory: str) -> None:
     click.echo(f"revision #{r.id}: {len(changed)} file(s) changed")
 
 
+@click.command("export")
+@click.argument("locale")
+@click.option("--format", "fmt", type=click.Choice(["xlsx", "csv"]), default="xlsx", show_default=True,
+              help="xlsx keeps every script in Excel; csv is UTF-8 with a BOM.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="File to write (default: LOCALE.xlsx).")
+@with_appcontext
+def export_command(locale: str, fmt: str, output: str | None) -> None:
+    """Write LOCALE's entries of the live catalog as a spreadsheet: key, context, English, translation, review,
+    budget (keywords one per row). Edit the translation and review columns only."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .revisions import live_content, repository_content
+    from .spreadsheets import SpreadsheetError, export
+
+    try:
+        with _session() as session:
+            rev, content = live_content(session, repository_content(current_app))
+    except SQLAlchemyError:
+        rev, content = None, repository_content(current_app)  # no database: the files are what is served
+    try:
+        data = export(content, locale, fmt)
+    except SpreadsheetError as exc:
+        raise click.ClickException(str(exc)) from exc
+    path = Path(output or f"{locale}.{fmt}")
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {path}: {exc.strerror}") from exc
+    click.echo(f"wrote {path} ({locale}, from {'revision #' + str(rev) if rev else 'the repository files'})")
+
+
+@click.command("import")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--locale", help="The language the file must be (checked against its locale column).")
+@click.option("--by", "by", default="spreadsheet import", help="Your name, for the history.")
+@click.option("--note", default="", help="What changed and why.")
+@with_appcontext
+def import_command(file: str, locale: str | None, by: str, note: str) -> None:
+    """Read back a spreadsheet from `catalog export`, show what changed, check it, and store it as a draft
+    revision (`catalog publish --draft N` makes it live)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .revisions import PublishError, live_content, repository_content, store
+    from .spreadsheets import SpreadsheetError, apply_sheet, read_sheet
+
+    try:
+        sheet = read_sheet(Path(file))
+    except SpreadsheetError as exc:
+        raise click.ClickException(str(exc)) from exc
+    try:
+        with _session() as session:
+            _rev, content = live_content(session, repository_content(current_app))
+            try:
+                imported = apply_sheet(content, sheet, locale)
+            except SpreadsheetError as exc:
+                raise click.ClickException(str(exc)) from exc
+            for c in imported.changes:
+                what = "reviewed" if c.reviewed and not c.was_reviewed and c.old == c.new else (
+                    "needs work" if c.old == c.new else "changed")
+                click.echo(f"row {c.row}: {c.key}: {what}" + (f": {c.new[:70]!r}" if c.old != c.new else ""))
+            if not imported.changes:
+                click.echo(f"{Path(file).name}: nothing changed ({imported.locale})")
+                return
+            report = check_content(imported.content)
+            name = Path(file).name
+            problems = [p for p in report.problems if p.locale == imported.locale or p.severity == "error"]
+            for p in problems:
+                key = p.where.rsplit("(", 1)[-1].rstrip(")") if "(" in p.where else ""
+                row = imported.rows.get(key)
+                click.echo(f"{p.severity}: [{p.locale}] {name} row {row} ({key}): {p.message}" if row
+                           else str(p))
+            if report.errors:
+                raise click.ClickException(f"refused: {len(report.errors)} error(s); nothing was stored")
+            try:
+                done = store(session, imported.content, by=by, note=note or f"import of {name}", kind="import",
+                             repository=repository_content(current_app), draft=True, report=report)
+            except PublishError as exc:
+                raise click.ClickException(str(exc)) from exc
+    except SQLAlchemyError as exc:
+        raise _database_error(exc) from exc
+    n = len(imported.changes)
+    click.echo(f"draft revision #{done.revision.id}: {n} entr{'y' if n == 1 else 'ies'} changed in {imported.locale}."
+               f" Make it live: assistant catalog publish --draft {done.revision.id} "
+               "--by NAME --note \"...\"")
+
+
 def register(group: click.Group) -> None:
     """Add the commands to the ``catalog`` group."""
     for command in (status_command, publish_command, history_command, show_command, rollback_command,
-                    pull_command):
+                    pull_command, export_command, import_command):
         group.add_command(command)

@@ -11,7 +11,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from .catalogcheck import Content, Report, check_content, read_dirs, read_tree
+from .catalogcheck import Content, Report, check_content, read_dirs, read_tree, source_of
 
 
 def _content(directory: str | None) -> Content:
@@ -108,7 +108,15 @@ def publish_command(directory: str, note: str, by: str, draft: int | None) -> No
         raise _database_error(exc) from exc
     click.echo(f"{len(report.warnings)} warning(s); `assistant catalog check` lists them")
     click.echo(f"published revision #{done.revision.id}: {summary(done.changes)}")
+    _say_unreviewed_again(done)
     click.echo(f"every worker answers from it within about {POLL_SECONDS:.0f} s")
+
+
+def _say_unreviewed_again(done) -> None:
+    if done.unreviewed_again:
+        click.echo(f"{len(done.unreviewed_again)} entr{'y' if len(done.unreviewed_again) == 1 else 'ies'} changed "
+                   "without a review, marked 'Needs work' again: " + ", ".join(done.unreviewed_again[:10])
+                   + (" ..." if len(done.unreviewed_again) > 10 else ""))
 
 
 @click.command("history")
@@ -282,6 +290,16 @@ def import_command(file: str, locale: str | None, by: str, note: str) -> None:
             if not imported.changes:
                 click.echo(f"{Path(file).name}: nothing changed ({imported.locale})")
                 return
+            from .reviews import record
+            from .source import SourceError
+
+            try:
+                english = {e.context: e.msgid for e in source_of(imported.content).entries}
+            except SourceError as exc:
+                raise click.ClickException(str(exc)) from exc
+            for c in imported.changes:
+                if c.reviewed and c.new:
+                    record(session, imported.locale, c.key, english[c.key], c.new, by)
             report = check_content(imported.content)
             name = Path(file).name
             problems = [p for p in report.problems if p.locale == imported.locale or p.severity == "error"]
@@ -305,8 +323,63 @@ def import_command(file: str, locale: str | None, by: str, note: str) -> None:
                "--by NAME --note \"...\"")
 
 
+@click.command("review")
+@click.argument("locale")
+@click.argument("keys", nargs=-1, required=True)
+@click.option("--by", "by", required=True, help="The reviewer's name, for the record.")
+@with_appcontext
+def review_command(locale: str, keys: tuple[str, ...], by: str) -> None:
+    """Mark LOCALE's entries KEYS (msgctxt, as `catalog unreviewed` lists them) reviewed by NAME, as a new live
+    revision. The record holds this exact wording: if the translation or its English changes, it is
+    unreviewed again."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .catalogcheck import po_path
+    from .pofile import parse_po
+    from .reviews import record
+    from .revisions import PublishError, live_content, repository_content, store, summary
+    from .spreadsheets import edit_po
+
+    if not by.strip():
+        raise click.ClickException("say who reviewed with --by NAME")
+    try:
+        with _session() as session:
+            _rev, content = live_content(session, repository_content(current_app))
+            data = content.get(po_path(locale))
+            if data is None:
+                raise click.ClickException(f"no catalog for language {locale!r}")
+            parsed = parse_po(data)
+            if parsed.errors:
+                raise click.ClickException(f"{po_path(locale)} does not read; run `assistant catalog check`")
+            entries = parsed.by_context()
+            edits = []
+            for key in keys:
+                e = entries.get(key)
+                if e is None or not e.msgstr.strip():
+                    raise click.ClickException(f"{locale} {key}: no translation to review (check the key with "
+                                               f"`assistant catalog unreviewed --locale {locale}`)")
+                record(session, locale, key, e.msgid, e.msgstr, by)
+                if e.fuzzy:
+                    edits.append((e, key, e.msgstr, True))
+            if not edits:
+                session.commit()
+                click.echo(f"{len(keys)} entr{'y' if len(keys) == 1 else 'ies'} already reviewed; recorded by {by}")
+                return
+            new = dict(content)
+            new[po_path(locale)] = edit_po(data.decode("utf-8"), edits, {}).encode("utf-8")
+            try:
+                done = store(session, new, by=by, note=f"reviewed {locale}: {', '.join(keys)}"[:500], kind="review",
+                             repository=repository_content(current_app))
+            except PublishError as exc:
+                raise click.ClickException(str(exc)) from exc
+    except SQLAlchemyError as exc:
+        raise _database_error(exc) from exc
+    click.echo(f"revision #{done.revision.id}: {len(edits)} entr{'y' if len(edits) == 1 else 'ies'} of {locale} "
+               f"reviewed by {by} ({summary(done.changes)})")
+
+
 def register(group: click.Group) -> None:
     """Add the commands to the ``catalog`` group."""
     for command in (status_command, publish_command, history_command, show_command, rollback_command,
-                    pull_command, export_command, import_command):
+                    pull_command, export_command, import_command, review_command):
         group.add_command(command)

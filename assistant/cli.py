@@ -221,7 +221,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(eval_command)
     from .catalog_commands import register
 
-    register(catalog_group)  # status, publish, history, show, rollback, pull
+    register(catalog_group)  # status, publish, history, show, rollback, pull, export, import, review
     app.cli.add_command(catalog_group)
 
 

@@ -149,6 +149,7 @@ def ensure_first(session: Session, repository: Content) -> CatalogRevision:
 class Published:
     revision: CatalogRevision
     changes: dict[str, dict[str, list[str]]]
+    unreviewed_again: tuple[str, ...] = ()  # "locale key" of entries changed without a review (reviews.py)
 
 
 def store(session: Session, content: Content, *, by: str, note: str, kind: str, repository: Content,
@@ -162,6 +163,9 @@ def store(session: Session, content: Content, *, by: str, note: str, kind: str, 
     if report.errors:
         raise PublishError(f"refused: {len(report.errors)} error(s) (listed above); the live catalog keeps serving")
     parent = ensure_first(session, repository)
+    from .reviews import enforce
+
+    content, marked = enforce(session, unpack(parent.content), content)
     if not draft and parent.digest == digest(content):
         session.commit()
         raise PublishError(f"nothing to publish: this is the live revision #{parent.id} already")
@@ -171,7 +175,7 @@ def store(session: Session, content: Content, *, by: str, note: str, kind: str, 
                           created_at=utcnow())
     session.add(rev)
     session.commit()
-    return Published(rev, changed)
+    return Published(rev, changed, tuple(marked))
 
 
 def live_content(session: Session, repository: Content) -> tuple[int | None, Content]:

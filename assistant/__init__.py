@@ -65,6 +65,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from . import accounts, admin, alerts, cli, db, inbox, simulator, sms, voice, web
 
     db.init_app(app)
+    from . import revisions
+
+    revisions.init_app(app)  # serve the live catalog revision, and follow it
     inbox.init_app(app)
     alerts.init_app(app)
     accounts.init_app(app)

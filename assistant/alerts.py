@@ -259,6 +259,7 @@ def worker_command(once: bool, poll: float) -> None:
     from .retention import Schedule
 
     retention = Schedule()
+    app.extensions["catalog_watcher"].ensure_started()  # the live catalog revision, as the web workers
     while True:
         try:
             run_once(app, worker, client)

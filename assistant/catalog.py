@@ -257,7 +257,7 @@ def toned_spellings(rows) -> dict[tuple[str, str, str], frozenset[str]]:
     topic use for the word."""
     out: dict[tuple[str, str, str], set[str]] = {}
     for (kind, ident, locale, item) in rows:
-        if locale not in TONE_LOCALES or kind not in ("topic", "rule"):
+        if locale not in TONE_LOCALES or kind not in ("topic", "rule", "not_symptom"):
             continue
         phrase = item.replace("*", " ").replace("...", " ")
         folded, written = phrase_tokens(phrase), accented_tokens(phrase)
@@ -403,7 +403,7 @@ def check(catalog: Catalog) -> list[Problem]:
             if size.segments > limit:
                 problems.append(Problem(locale, entry.context, f"{size.segments} SMS segments ({size.encoding}, "
                                         f"{size.units} units); keep it to {limit}",
-                                        "error" if limit == 2 else "warning"))
+                                        "error"))  # over budget: cut or split by MORE
     from .voicetable import voice_problems
 
     return problems + voice_problems(catalog)

@@ -85,26 +85,14 @@ catalog_group = AppGroup("catalog", help="Check and list the message catalogs (m
 
 
 @catalog_group.command("check")
+@click.argument("directory", required=False, type=click.Path(exists=True, file_okay=False))
 @click.option("--strict", is_flag=True, help="Fail on warnings too.")
-def catalog_check_command(strict: bool) -> None:
-    """Read the catalog files as the service would and list what to fix; exit 1 on errors."""
-    from pathlib import Path
+def catalog_check_command(directory: str | None, strict: bool) -> None:
+    """Check DIRECTORY's messages/ and locales/ (default: the service's own) and list what to fix, errors
+    first, each with its language, file and line; exit 1 on errors."""
+    from .catalog_commands import check_command
 
-    from .catalog import check, load_catalog
-    from .source import SourceError
-
-    settings = current_app.config["SETTINGS"]
-    try:
-        catalog = load_catalog(Path(settings.messages_dir), Path(settings.locales_dir))
-    except SourceError as exc:
-        raise click.ClickException(str(exc)) from exc
-    problems = check(catalog)
-    for p in problems:
-        click.echo(str(p))
-    errors = [p for p in problems if p.severity == "error" or strict]
-    click.echo(f"{len(catalog.languages)} languages, {len(problems)} problem(s), {len(errors)} blocking")
-    if errors:
-        sys.exit(1)
+    check_command(directory, strict)
 
 
 @catalog_group.command("unreviewed")
@@ -231,6 +219,9 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(ask_command)
     app.cli.add_command(chat_command)
     app.cli.add_command(eval_command)
+    from .catalog_commands import register
+
+    register(catalog_group)  # status, publish, history, show, rollback, pull, export, import, review
     app.cli.add_command(catalog_group)
 
 

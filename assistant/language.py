@@ -221,7 +221,8 @@ def drop_mistoned(hits: Sequence[Hit], toks: Sequence[str], written: Sequence[st
         return list(hits)
     out = []
     for h in hits:
-        if h.target.locales <= locales and h.similarity == 1.0 and h.target.kind in ("topic", "rule"):
+        # Everyday phrases too: "sốt cả đêm" (fever all night) is not "sốt cà" (tomato sauce).
+        if h.target.locales <= locales and h.similarity == 1.0 and h.target.kind in ("topic", "rule", "not_symptom"):
             positions = [i for i in range(h.start, h.end) if i not in h.skipped]
             spellings = [toned.get((h.target.kind, h.target.id, toks[i])) for i in positions]
             if any(written[i] != toks[i] and known and not any(_marks_fit(written[i], k) for k in known)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -159,3 +159,40 @@ class Acknowledgement(Base):
     by: Mapped[str] = mapped_column(String(254))
     at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     note: Mapped[str] = mapped_column(Text, default="")
+
+
+# -- catalog publishing --------------------------------------------------------------------------------------
+
+class CatalogRevision(Base):
+    """One whole version of the content (messages/*.toml and every locale's .po), as published (or a draft
+    from a spreadsheet import). The live revision is the newest one that is not a draft: a rollback is a new
+    revision holding an older one's content, so history only grows."""
+
+    __tablename__ = "catalog_revisions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    parent_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(120))
+    note: Mapped[str] = mapped_column(Text, default="")
+    kind: Mapped[str] = mapped_column(String(16))  # repository, publish, rollback, import
+    draft: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    digest: Mapped[str] = mapped_column(String(64))  # sha256 of the content: an unchanged publish is refused
+    content: Mapped[bytes] = mapped_column(LargeBinary)  # a zip of the files, by repository path
+    changes: Mapped[str] = mapped_column(Text, default="{}")  # JSON: per locale, entries added/changed/removed
+
+
+class CatalogReview(Base):
+    """A translation marked reviewed by a qualified translator: who, when, and the exact wording (hashes of the
+    English and of the translation), so any later change of either makes it unreviewed again."""
+
+    __tablename__ = "catalog_reviews"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    locale: Mapped[str] = mapped_column(String(16))
+    key: Mapped[str] = mapped_column(String(120))  # the msgctxt
+    english_sha: Mapped[str] = mapped_column(String(64))
+    translation_sha: Mapped[str] = mapped_column(String(64))
+    reviewed_by: Mapped[str] = mapped_column(String(120))
+    reviewed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    __table_args__ = (Index("ix_catalog_reviews_entry", "locale", "key"),)

@@ -135,6 +135,7 @@ def sms_app(database_url, fake_twilio, tmp_path):
         "ALERT_NUMBERS": ",".join(ALERTS), "CARE_TEAM_PHONE": CARE_TEAM, "TWILIO_API_BASE_URL": fake_twilio.url,
     })
     yield app
+    app.extensions["catalog_watcher"].stop()
     app.extensions["recorder"].close()
     app.extensions["engine"].dispose()
     app.extensions["read_engine"].dispose()

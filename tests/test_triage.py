@@ -202,3 +202,12 @@ def test_a_typo_in_another_language_than_the_text_is_ignored(assistant):
                                              ("his chest really hurts", "emergency"), ("가슴이 안 아파요", "none")])
 def test_a_negation_inside_a_phrase_gap_denies_it(assistant, text, level):
     assert level_of(assistant, text) in ((level,) if level != "none" else ("none", "info"))
+
+
+def test_vietnamese_fever_all_night_is_not_tomato_sauce(assistant):
+    """Found by `assistant catalog check` (every symptom phrase must escalate texted alone): the everyday phrase
+    "sốt cà" (tomato sauce) hid "sốt cả đêm" (fever all night). Everyday phrases now match only the tones a
+    text writes, as symptom phrases do; written without tones they still match."""
+    assert assistant.reply("con bị sốt cả đêm", State()).level == "call_now"
+    assert assistant.reply("mì sốt cà chua", State()).level == "none"
+    assert assistant.reply("mi sot ca chua", State()).level == "none"

@@ -1,0 +1,385 @@
+"""The coordinators' catalog commands (`assistant catalog status`, publish, history...), on the existing
+``catalog`` click group. Every failure a coordinator can cause ends in a plain sentence and exit status 1,
+never a traceback."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+
+from .catalogcheck import Content, Report, check_content, read_dirs, read_tree, source_of
+
+
+def _content(directory: str | None) -> Content:
+    """The content of DIRECTORY (messages/ and locales/), or the service's own files."""
+    if directory:
+        root = Path(directory)
+        if not (root / "messages").is_dir():
+            raise click.ClickException(f"{root} has no messages/ folder (give the folder that holds messages/ "
+                                       "and locales/)")
+        return read_tree(root)
+    settings = current_app.config["SETTINGS"]
+    return read_dirs(Path(settings.messages_dir), Path(settings.locales_dir))
+
+
+def print_report(report: Report, strict: bool = False) -> bool:
+    """Print every problem, errors first; True when the content may be published."""
+    for p in report.problems:
+        click.echo(str(p))
+    blocking = report.problems if strict else report.errors
+    languages = len(report.catalog.languages) if report.catalog else 0
+    click.echo(f"{languages} languages: {len(report.errors)} error(s), {len(report.warnings)} warning(s)"
+               + (" (nothing blocks publishing)" if not blocking else " (fix the errors before publishing)"))
+    return not blocking
+
+
+def check_command(directory: str | None, strict: bool) -> None:
+    report = check_content(_content(directory))
+    if not print_report(report, strict):
+        sys.exit(1)
+
+
+@click.command("status")
+@click.argument("directory", required=False, type=click.Path(exists=True, file_okay=False))
+@with_appcontext
+def status_command(directory: str | None) -> None:
+    """One row per language: translated, reviewed, unreviewed, stale, missing, over the SMS budget."""
+    report = check_content(_content(directory))
+    if report.catalog is None:
+        print_report(report)
+        sys.exit(1)
+    cols = ("translated", "reviewed", "unreviewed", "stale", "missing", "over budget")
+    click.echo(f"{'language':<10}" + "".join(f"{c:>13}" for c in cols))
+    for locale, st in report.status.items():
+        values = (st.translated, st.reviewed, st.unreviewed, st.stale, st.missing, st.over_budget)
+        click.echo(f"{locale:<10}" + "".join(f"{v:>13}" for v in values))
+    click.echo(f"{len(report.errors)} error(s), {len(report.warnings)} warning(s): "
+               "`assistant catalog check` lists them")
+
+
+def _session():
+    return current_app.extensions["sessionmaker"]()
+
+
+def _database_error(exc: Exception) -> click.ClickException:
+    return click.ClickException(f"the database cannot be used ({type(exc).__name__}); is it up, and has "
+                                "`assistant db upgrade` run?")
+
+
+@click.command("publish")
+@click.argument("directory", required=False, default=".", type=click.Path(file_okay=False))
+@click.option("--note", required=True, help="What changed and why, for the history.")
+@click.option("--by", "by", required=True, help="Your name, for the history.")
+@click.option("--draft", "draft", type=int, help="Publish this draft revision (from `catalog import`) instead.")
+@with_appcontext
+def publish_command(directory: str, note: str, by: str, draft: int | None) -> None:
+    """Check DIRECTORY (holding messages/ and locales/; default: here) and make it the live catalog of every
+    worker, as a new revision. Refused when the check finds an error: the live catalog keeps serving."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .revisions import POLL_SECONDS, PublishError, get, repository_content, store, summary, unpack
+
+    if draft is not None:
+        try:
+            with _session() as session:
+                row = get(session, draft)
+                if row is None or not row.draft:
+                    raise click.ClickException(f"there is no draft revision #{draft} (`assistant catalog history`)")
+                content = unpack(row.content)
+        except SQLAlchemyError as exc:
+            raise _database_error(exc) from exc
+    else:
+        content = _content(directory)
+    report = check_content(content)
+    if report.errors:
+        print_report(report)
+        raise click.ClickException("refused: fix the errors above; the live catalog keeps serving")
+    try:
+        with _session() as session:
+            done = store(session, content, by=by, note=note, kind="publish",
+                         repository=repository_content(current_app), report=report)
+    except PublishError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except SQLAlchemyError as exc:
+        raise _database_error(exc) from exc
+    click.echo(f"{len(report.warnings)} warning(s); `assistant catalog check` lists them")
+    click.echo(f"published revision #{done.revision.id}: {summary(done.changes)}")
+    _say_unreviewed_again(done)
+    click.echo(f"every worker answers from it within about {POLL_SECONDS:.0f} s")
+
+
+def _say_unreviewed_again(done) -> None:
+    if done.unreviewed_again:
+        click.echo(f"{len(done.unreviewed_again)} entr{'y' if len(done.unreviewed_again) == 1 else 'ies'} changed "
+                   "without a review, marked 'Needs work' again: " + ", ".join(done.unreviewed_again[:10])
+                   + (" ..." if len(done.unreviewed_again) > 10 else ""))
+
+
+@click.command("history")
+@click.option("--limit", default=30, show_default=True)
+@with_appcontext
+def history_command(limit: int) -> None:
+    """The published revisions, newest first; the live one is marked."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .revisions import history, summary
+
+    try:
+        with _session() as session:
+            rows = history(session, limit)
+    except SQLAlchemyError as exc:
+        raise _database_error(exc) from exc
+    if not rows:
+        click.echo("no revision published yet: the files in the repository are served")
+        return
+    import json
+
+    live = next((r.id for r in rows if not r.draft), None)
+    for r in rows:
+        mark = "LIVE " if r.id == live else ("draft" if r.draft else "     ")
+        click.echo(f"#{r.id:<4} {mark} {r.created_at:%Y-%m-%d %H:%M} UTC  {r.kind:<10} by {r.created_by}: "
+                   f"{r.note or '-'}  [{summary(json.loads(r.changes))}]")
+
+
+@click.command("show")
+@click.argument("rev", type=int)
+@with_appcontext
+def show_command(rev: int) -> None:
+    """What revision REV (the number `history` prints) changed against its parent."""
+    import json
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .revisions import get
+
+    try:
+        with _session() as session:
+            r = get(session, rev)
+    except SQLAlchemyError as exc:
+        raise _database_error(exc) from exc
+    if r is None:
+        raise click.ClickException(f"there is no revision #{rev} (`assistant catalog history` lists them)")
+    click.echo(f"#{r.id} {r.kind}{' (draft)' if r.draft else ''} by {r.created_by}, {r.created_at:%Y-%m-%d %H:%M} "
+               f"UTC, parent #{r.parent_id or '-'}: {r.note or '-'}")
+    changed = json.loads(r.changes)
+    if not changed:
+        click.echo("  no entry changed")
+    for locale, diff in changed.items():
+        for what, keys in diff.items():
+            for key in keys:
+                click.echo(f"  {locale:<8} {what:<8} {key}")
+
+
+@click.command("rollback")
+@click.argument("rev", type=int)
+@click.option("--by", "by", required=True, help="Your name, for the history.")
+@click.option("--note", default="", help="Why.")
+@with_appcontext
+def rollback_command(rev: int, by: str, note: str) -> None:
+    """Make revision REV's content live again, as a new history entry."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .revisions import PublishError, get, repository_content, store, summary, unpack
+
+    try:
+        with _session() as session:
+            old = get(session, rev)
+            if old is None:
+                raise click.ClickException(f"there is no revision #{rev} (`assistant catalog history` lists them)")
+            content = unpack(old.content)
+            report = check_content(content)
+            if report.errors:
+                print_report(report)
+                raise click.ClickException(f"refused: revision #{rev} does not pass today's checks")
+            done = store(session, content, by=by, note=note or f"rollback to #{rev}", kind="rollback",
+                         repository=repository_content(current_app), report=report)
+    except PublishError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except SQLAlchemyError as exc:
+        raise _database_error(exc) from exc
+    click.echo(f"revision #{done.revision.id} (the content of #{rev}) is live: {summary(done.changes)}")
+
+
+@click.command("pull")
+@click.argument("directory", required=False, default=".", type=click.Path(file_okay=False))
+@with_appcontext
+def pull_command(directory: str) -> None:
+    """Write the live revision into DIRECTORY's messages/ and locales/ (default: here), to commit it to git."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .catalogcheck import write_tree
+    from .revisions import live, unpack
+
+    try:
+        with _session() as session:
+            r = live(session)
+    except SQLAlchemyError as exc:
+        raise _database_error(exc) from exc
+    if r is None:
+        raise click.ClickException("no revision published yet: the files in the repository are the live ones")
+    changed = write_tree(unpack(r.content), Path(directory))
+    for path in changed:
+        click.echo(f"wrote {path}")
+    click.echo(f"revision #{r.id}: {len(changed)} file(s) changed")
+
+
+@click.command("export")
+@click.argument("locale")
+@click.option("--format", "fmt", type=click.Choice(["xlsx", "csv"]), default="xlsx", show_default=True,
+              help="xlsx keeps every script in Excel; csv is UTF-8 with a BOM.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="File to write (default: LOCALE.xlsx).")
+@with_appcontext
+def export_command(locale: str, fmt: str, output: str | None) -> None:
+    """Write LOCALE's entries of the live catalog as a spreadsheet: key, context, English, translation, review,
+    budget (keywords one per row). Edit the translation and review columns only."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .revisions import live_content, repository_content
+    from .spreadsheets import SpreadsheetError, export
+
+    try:
+        with _session() as session:
+            rev, content = live_content(session, repository_content(current_app))
+    except SQLAlchemyError:
+        rev, content = None, repository_content(current_app)  # no database: the files are what is served
+    try:
+        data = export(content, locale, fmt)
+    except SpreadsheetError as exc:
+        raise click.ClickException(str(exc)) from exc
+    path = Path(output or f"{locale}.{fmt}")
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {path}: {exc.strerror}") from exc
+    click.echo(f"wrote {path} ({locale}, from {'revision #' + str(rev) if rev else 'the repository files'})")
+
+
+@click.command("import")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--locale", help="The language the file must be (checked against its locale column).")
+@click.option("--by", "by", default="spreadsheet import", help="Your name, for the history.")
+@click.option("--note", default="", help="What changed and why.")
+@with_appcontext
+def import_command(file: str, locale: str | None, by: str, note: str) -> None:
+    """Read back a spreadsheet from `catalog export`, show what changed, check it, and store it as a draft
+    revision (`catalog publish --draft N` makes it live)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .revisions import PublishError, live_content, repository_content, store
+    from .spreadsheets import SpreadsheetError, apply_sheet, read_sheet
+
+    try:
+        sheet = read_sheet(Path(file))
+    except SpreadsheetError as exc:
+        raise click.ClickException(str(exc)) from exc
+    try:
+        with _session() as session:
+            _rev, content = live_content(session, repository_content(current_app))
+            try:
+                imported = apply_sheet(content, sheet, locale)
+            except SpreadsheetError as exc:
+                raise click.ClickException(str(exc)) from exc
+            for c in imported.changes:
+                what = "reviewed" if c.reviewed and not c.was_reviewed and c.old == c.new else (
+                    "needs work" if c.old == c.new else "changed")
+                click.echo(f"row {c.row}: {c.key}: {what}" + (f": {c.new[:70]!r}" if c.old != c.new else ""))
+            if not imported.changes:
+                click.echo(f"{Path(file).name}: nothing changed ({imported.locale})")
+                return
+            from .reviews import record
+            from .source import SourceError
+
+            try:
+                english = {e.context: e.msgid for e in source_of(imported.content).entries}
+            except SourceError as exc:
+                raise click.ClickException(str(exc)) from exc
+            for c in imported.changes:
+                if c.reviewed and c.new:
+                    record(session, imported.locale, c.key, english[c.key], c.new, by)
+            report = check_content(imported.content)
+            name = Path(file).name
+            problems = [p for p in report.problems if p.locale == imported.locale or p.severity == "error"]
+            for p in problems:
+                key = p.where.rsplit("(", 1)[-1].rstrip(")") if "(" in p.where else ""
+                row = imported.rows.get(key)
+                click.echo(f"{p.severity}: [{p.locale}] {name} row {row} ({key}): {p.message}" if row
+                           else str(p))
+            if report.errors:
+                raise click.ClickException(f"refused: {len(report.errors)} error(s); nothing was stored")
+            try:
+                done = store(session, imported.content, by=by, note=note or f"import of {name}", kind="import",
+                             repository=repository_content(current_app), draft=True, report=report)
+            except PublishError as exc:
+                raise click.ClickException(str(exc)) from exc
+    except SQLAlchemyError as exc:
+        raise _database_error(exc) from exc
+    n = len(imported.changes)
+    click.echo(f"draft revision #{done.revision.id}: {n} entr{'y' if n == 1 else 'ies'} changed in {imported.locale}."
+               f" Make it live: assistant catalog publish --draft {done.revision.id} "
+               "--by NAME --note \"...\"")
+
+
+@click.command("review")
+@click.argument("locale")
+@click.argument("keys", nargs=-1, required=True)
+@click.option("--by", "by", required=True, help="The reviewer's name, for the record.")
+@with_appcontext
+def review_command(locale: str, keys: tuple[str, ...], by: str) -> None:
+    """Mark LOCALE's entries KEYS (msgctxt, as `catalog unreviewed` lists them) reviewed by NAME, as a new live
+    revision. The record holds this exact wording: if the translation or its English changes, it is
+    unreviewed again."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .catalogcheck import po_path
+    from .pofile import parse_po
+    from .reviews import record
+    from .revisions import PublishError, live_content, repository_content, store, summary
+    from .spreadsheets import edit_po
+
+    if not by.strip():
+        raise click.ClickException("say who reviewed with --by NAME")
+    try:
+        with _session() as session:
+            _rev, content = live_content(session, repository_content(current_app))
+            data = content.get(po_path(locale))
+            if data is None:
+                raise click.ClickException(f"no catalog for language {locale!r}")
+            parsed = parse_po(data)
+            if parsed.errors:
+                raise click.ClickException(f"{po_path(locale)} does not read; run `assistant catalog check`")
+            entries = parsed.by_context()
+            edits = []
+            for key in keys:
+                e = entries.get(key)
+                if e is None or not e.msgstr.strip():
+                    raise click.ClickException(f"{locale} {key}: no translation to review (check the key with "
+                                               f"`assistant catalog unreviewed --locale {locale}`)")
+                record(session, locale, key, e.msgid, e.msgstr, by)
+                if e.fuzzy:
+                    edits.append((e, key, e.msgstr, True))
+            if not edits:
+                session.commit()
+                click.echo(f"{len(keys)} entr{'y' if len(keys) == 1 else 'ies'} already reviewed; recorded by {by}")
+                return
+            new = dict(content)
+            new[po_path(locale)] = edit_po(data.decode("utf-8"), edits, {}).encode("utf-8")
+            try:
+                done = store(session, new, by=by, note=f"reviewed {locale}: {', '.join(keys)}"[:500], kind="review",
+                             repository=repository_content(current_app))
+            except PublishError as exc:
+                raise click.ClickException(str(exc)) from exc
+    except SQLAlchemyError as exc:
+        raise _database_error(exc) from exc
+    click.echo(f"revision #{done.revision.id}: {len(edits)} entr{'y' if len(edits) == 1 else 'ies'} of {locale} "
+               f"reviewed by {by} ({summary(done.changes)})")
+
+
+def register(group: click.Group) -> None:
+    """Add the commands to the ``catalog`` group."""
+    for command in (status_command, publish_command, history_command, show_command, rollback_command,
+                    pull_command, export_command, import_command, review_command):
+        group.add_command(command)

@@ -1,0 +1,316 @@
+"""Catalog revisions in the database, publishing, and every process picking up the live one without a restart.
+
+Why the database: hosted web servers lose their disk on restart, and every web worker and the alert worker
+must agree on one live version. A revision is the whole content (see catalogcheck.Content) as one zip, with
+who, when, a note and what changed against its parent. The live revision is the newest that is not a draft;
+a rollback stores an older revision's content again as a new one, so the live id only grows and a worker
+needs to compare one number.
+
+Each process runs a :class:`CatalogWatcher`: a daemon thread that asks the database for the live id every
+``POLL_SECONDS`` (one indexed query: no measurable cost per text, see bench/publish.py), and on a new id
+builds the whole catalog off to the side and only then swaps it in (``CatalogStore.swap``): no request
+is ever answered from a half-loaded catalog. A revision that does not build cleanly (however it got into
+the database) is refused: the worker keeps its catalog and logs an error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import threading
+import time
+import weakref
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from flask import Flask
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from .catalog import SOURCE_LOCALE, Catalog, CatalogStore
+from .catalogcheck import Content, Report, build, check_content, read_dirs
+from .models import CatalogRevision, utcnow
+from .pofile import parse_po
+from .source import SourceError
+
+log = logging.getLogger(__name__)
+POLL_SECONDS = 2.0  # how often a process asks for the live revision: the publish-to-every-worker delay
+_ZIP_DATE = (2026, 1, 1, 0, 0, 0)  # fixed, so the same content always gives the same bytes
+
+
+class PublishError(Exception):
+    """A publish or rollback that was refused; the message says why, in plain words."""
+
+
+# --- content <-> stored bytes ------------------------------------------------------------------------
+
+
+def pack(content: Mapping[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(content):
+            zf.writestr(zipfile.ZipInfo(path, _ZIP_DATE), content[path])
+    return buf.getvalue()
+
+
+def unpack(data: bytes) -> Content:
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        return {name: zf.read(name) for name in zf.namelist()}
+
+
+def digest(content: Mapping[str, bytes]) -> str:
+    h = hashlib.sha256()
+    for path in sorted(content):
+        h.update(path.encode() + b"\0" + hashlib.sha256(content[path]).digest())
+    return h.hexdigest()
+
+
+# --- what changed ------------------------------------------------------------------------------------
+
+
+def _entries(content: Mapping[str, bytes]) -> dict[str, dict[str, tuple[str, str, bool]]]:
+    """locale -> msgctxt -> (msgid, msgstr, fuzzy); English from the source."""
+    out: dict[str, dict[str, tuple[str, str, bool]]] = {}
+    for path, data in content.items():
+        if path.startswith("locales/") and path.endswith("/messages.po"):
+            locale = path.split("/")[1]
+            if locale == SOURCE_LOCALE:
+                continue
+            out[locale] = {e.context or "": (e.msgid, e.msgstr, e.fuzzy)
+                           for e in parse_po(data).entries if e.msgid}
+    try:
+        from .catalogcheck import source_of
+
+        out[SOURCE_LOCALE] = {e.context: (e.msgid, e.msgid, False) for e in source_of(content).entries}
+    except SourceError:
+        out[SOURCE_LOCALE] = {}
+    return out
+
+
+def changes(parent: Mapping[str, bytes] | None, child: Mapping[str, bytes]) -> dict[str, dict[str, list[str]]]:
+    """Per locale, the msgctxt keys added, changed (text or review mark) and removed against ``parent``."""
+    old = _entries(parent) if parent is not None else {}
+    new = _entries(child)
+    out: dict[str, dict[str, list[str]]] = {}
+    for locale in sorted(set(old) | set(new)):
+        a, b = old.get(locale, {}), new.get(locale, {})
+        diff = {"added": sorted(k for k in b if k not in a and b[k][1]),
+                "changed": sorted(k for k in b if k in a and a[k] != b[k]),
+                "removed": sorted(k for k in a if k not in b and a[k][1])}
+        if any(diff.values()):
+            out[locale] = diff
+    return out
+
+
+def summary(changed: Mapping[str, Mapping[str, list[str]]]) -> str:
+    if not changed:
+        return "no entry changed"
+    parts = []
+    for locale, diff in changed.items():
+        bits = [f"{len(v)} {k}" for k, v in diff.items() if v]
+        parts.append(f"{locale}: {', '.join(bits)}")
+    return "; ".join(parts)
+
+
+# --- the stored history ------------------------------------------------------------------------------
+
+
+def live(session: Session) -> CatalogRevision | None:
+    return session.scalar(select(CatalogRevision).where(CatalogRevision.draft.is_(False))
+                          .order_by(CatalogRevision.id.desc()).limit(1))
+
+
+def live_id(engine: Engine) -> int | None:
+    """The live revision's number (None: the database has none yet, the files are served)."""
+    with engine.connect() as conn:
+        return conn.scalar(select(func.max(CatalogRevision.id)).where(CatalogRevision.draft.is_(False)))
+
+
+def ensure_first(session: Session, repository: Content) -> CatalogRevision:
+    """The live revision; when the database has none, the files in the repository become revision 1."""
+    current = live(session)
+    if current is not None:
+        return current
+    first = CatalogRevision(parent_id=None, created_by="repository", note="the files in the repository",
+                            kind="repository", draft=False, digest=digest(repository), content=pack(repository),
+                            changes=json.dumps({}), created_at=utcnow())
+    session.add(first)
+    session.flush()
+    return first
+
+
+@dataclass(frozen=True)
+class Published:
+    revision: CatalogRevision
+    changes: dict[str, dict[str, list[str]]]
+    unreviewed_again: tuple[str, ...] = ()  # "locale key" of entries changed without a review (reviews.py)
+
+
+def store(session: Session, content: Content, *, by: str, note: str, kind: str, repository: Content,
+          draft: bool = False, report: Report | None = None) -> Published:
+    """Check ``content`` (unless ``report`` is its check already) and store it as a new revision (live unless
+    ``draft``); commits. Refuses content with errors (:class:`PublishError`, nothing stored) and content
+    identical to the live revision."""
+    if not by.strip():
+        raise PublishError("say who you are with --by NAME")
+    report = report or check_content(content)
+    if report.errors:
+        raise PublishError(f"refused: {len(report.errors)} error(s) (listed above); the live catalog keeps serving")
+    parent = ensure_first(session, repository)
+    from .reviews import enforce
+
+    content, marked = enforce(session, unpack(parent.content), content)
+    if not draft and parent.digest == digest(content):
+        session.commit()
+        raise PublishError(f"nothing to publish: this is the live revision #{parent.id} already")
+    changed = changes(unpack(parent.content), content)
+    rev = CatalogRevision(parent_id=parent.id, created_by=by.strip()[:120], note=note, kind=kind, draft=draft,
+                          digest=digest(content), content=pack(content), changes=json.dumps(changed),
+                          created_at=utcnow())
+    session.add(rev)
+    session.commit()
+    return Published(rev, changed, tuple(marked))
+
+
+def live_content(session: Session, repository: Content) -> tuple[int | None, Content]:
+    """The live revision's number and content; the repository's files when the database has none."""
+    current = live(session)
+    return (current.id, unpack(current.content)) if current is not None else (None, dict(repository))
+
+
+def history(session: Session, limit: int = 50) -> list[CatalogRevision]:
+    return list(session.scalars(select(CatalogRevision).order_by(CatalogRevision.id.desc()).limit(limit)))
+
+
+def get(session: Session, number: int) -> CatalogRevision | None:
+    return session.get(CatalogRevision, number)
+
+
+# --- every process follows the live revision ----------------------------------------------------------
+
+
+def build_revision(content: Content, serve_unreviewed: bool) -> Catalog:
+    """The catalog of a stored revision, or :class:`PublishError` if it cannot be served as it is."""
+    try:
+        catalog, _files, problems = build(content, serve_unreviewed=serve_unreviewed)
+    except (SourceError, ValueError, KeyError) as exc:
+        raise PublishError(f"the English source does not load: {exc}") from exc
+    errors = [p for p in problems if p.severity == "error"] + list(catalog.errors)
+    if errors:
+        raise PublishError(f"{len(errors)} error(s), first: {errors[0]}")
+    return catalog
+
+
+class CatalogWatcher:
+    """Keeps one process's :class:`CatalogStore` on the live revision."""
+
+    def __init__(self, store: CatalogStore, engine: Engine, *, serve_unreviewed: bool = True,
+                 poll_seconds: float = POLL_SECONDS) -> None:
+        self.store = store
+        self.engine = engine
+        self.serve_unreviewed = serve_unreviewed
+        self.poll_seconds = poll_seconds
+        self.revision: int | None = None  # the revision being served; None: the repository's files
+        self._refused: int | None = None  # the last revision that failed to load (not retried)
+        self._thread: threading.Thread | None = None
+        self._pid: int | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+
+    def poll(self) -> bool:
+        """Look once; swap in a newer live revision. True when the catalog changed."""
+        try:
+            newest = live_id(self.engine)
+        except SQLAlchemyError:
+            return False  # no table yet, or the database is away: keep serving what we have
+        if newest is None or newest == self.revision or newest == self._refused:
+            return False
+        with self._lock:  # one build at a time (the thread, and a first synchronous look)
+            if newest == self.revision:
+                return False
+            try:
+                with Session(self.engine) as session:
+                    row = session.get(CatalogRevision, newest)
+                    data = row.content if row is not None else None
+                if data is None:
+                    return False
+                catalog = build_revision(unpack(data), self.serve_unreviewed)
+            except SQLAlchemyError:
+                return False
+            except Exception as exc:  # a broken revision must never take the worker down
+                self._refused = newest
+                log.error("catalog revision #%s cannot be loaded; still serving %s: %s", newest,
+                          f"revision #{self.revision}" if self.revision else "the repository's files",
+                          str(exc)[:300], extra={"event": "catalog.refused", "revision": newest})
+                return False
+            self.store.swap(catalog)
+            old, self.revision = self.revision, newest
+        log.info("catalog revision #%s is live here (was %s)", newest, old or "the files",
+                 extra={"event": "catalog.swapped", "revision": newest})
+        return True
+
+
+    def ensure_started(self) -> None:
+        """Start the thread in this process (again after a fork: threads do not survive one). Cheap when it
+        runs already: called before every request."""
+        if self._pid == os.getpid():
+            return
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            self._pid = os.getpid()
+            self._stop.clear()
+            self._thread = threading.Thread(target=_watch, args=(weakref.ref(self), self._stop, self.poll_seconds),
+                                            name="catalog-watcher", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def _watch(ref: weakref.ReferenceType[CatalogWatcher], stop: threading.Event, seconds: float) -> None:
+    """The watcher's thread. It holds the watcher weakly: an app that is gone (tests make many) stops it."""
+    while not stop.wait(seconds):
+        watcher = ref()
+        if watcher is None:
+            return
+        try:
+            watcher.poll()
+        except Exception:  # pragma: no cover - the thread must outlive anything
+            log.exception("catalog watcher pass failed")
+        del watcher
+
+
+def init_app(app: Flask) -> None:
+    """Follow the live revision in this process: a first synchronous look (a restarted worker serves the live
+    revision from its first text), then the thread, started lazily (after gunicorn's fork)."""
+    assistant = app.extensions["assistant"]
+    settings = app.config["SETTINGS"]
+    watcher = CatalogWatcher(assistant.store, app.extensions["read_engine"],
+                             serve_unreviewed=settings.serve_unreviewed,
+                             poll_seconds=float(app.config.get("CATALOG_POLL_SECONDS")
+                                                or os.environ.get("CATALOG_POLL_SECONDS") or POLL_SECONDS))
+    app.extensions["catalog_watcher"] = watcher
+    watcher.poll()
+    app.before_request(watcher.ensure_started)
+
+
+def repository_content(app: Flask) -> Content:
+    settings = app.config["SETTINGS"]
+    return read_dirs(settings.messages_dir, settings.locales_dir)
+
+
+def wait_for(watcher: CatalogWatcher, revision: int, timeout: float = 10.0) -> bool:
+    """For tests and the bench: True once ``watcher`` serves ``revision``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if watcher.revision == revision:
+            return True
+        time.sleep(0.05)
+    return False

@@ -1,0 +1,201 @@
+"""`assistant catalog export` and `import`: a language out as a spreadsheet and back, without loss, every cell
+text, and every wrong file a clear error."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from openpyxl import load_workbook
+
+from assistant.catalogcheck import read_dirs, read_tree
+from assistant.pofile import parse_po
+from assistant.spreadsheets import COLUMNS, apply_sheet, export, read_sheet
+
+from .conftest import LOCALES, ROOT
+from .test_catalogcheck import po, set_msgstr
+from .test_publishing import cli, make_app, reply, wait_until
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return read_dirs(ROOT / "messages", ROOT / "locales")
+
+
+@pytest.mark.parametrize("fmt", ["xlsx", "csv"])
+@pytest.mark.parametrize("locale", LOCALES)
+def test_round_trip_without_loss_in_every_language(shipped, locale, fmt, tmp_path):
+    path = tmp_path / f"{locale}.{fmt}"
+    path.write_bytes(export(shipped, locale, fmt))
+    sheet = read_sheet(path)
+    assert sheet.locale == locale
+    # every translation is in the file, as it is in the catalog
+    entries = parse_po(shipped[f"locales/{locale}/LC_MESSAGES/messages.po"]).by_context()
+    texts = {row["key"]: row["translation"] for _r, row in sheet.rows if not row["key"].endswith(
+        (":keywords", ":phrases")) and not row["key"].startswith(("command:", "cue:"))}
+    for key, value in texts.items():
+        assert value == entries[key].msgstr, key
+    imported = apply_sheet(shipped, sheet)
+    assert imported.changes == []
+    assert imported.content == shipped
+
+
+def test_one_edit_changes_that_entry_only(shipped, tmp_path):
+    path = tmp_path / "es.xlsx"
+    path.write_bytes(export(shipped, "es", "xlsx"))
+    wb = load_workbook(path)
+    ws = wb.active
+    row = next(r for r in range(2, ws.max_row + 1) if ws.cell(r, 1).value == "text:more.none")
+    ws.cell(row, 4).value = 'Eso es todo. Escriba "MENU" para ver temas.'
+    wb.save(path)
+    imported = apply_sheet(shipped, read_sheet(path))
+    assert [(c.key, c.row) for c in imported.changes] == [("text:more.none", row)]
+    old = shipped["locales/es/LC_MESSAGES/messages.po"].decode().split("\n")
+    new = imported.content["locales/es/LC_MESSAGES/messages.po"].decode().split("\n")
+    assert len(old) == len(new)
+    differ = [i for i, (a, b) in enumerate(zip(old, new, strict=True)) if a != b]
+    assert len(differ) == 1 and new[differ[0]] == r'msgstr "Eso es todo. Escriba \"MENU\" para ver temas."'
+    entry = parse_po(imported.content["locales/es/LC_MESSAGES/messages.po"]).by_context()["text:more.none"]
+    assert entry.msgstr == 'Eso es todo. Escriba "MENU" para ver temas.' and entry.fuzzy
+    assert {k for k in imported.content if imported.content[k] != shipped[k]} == {"locales/es/LC_MESSAGES/messages.po"}
+
+
+def test_cells_are_text_never_formulas(shipped, tmp_path):
+    content = dict(shipped)
+    path = ROOT / "locales/es/LC_MESSAGES/messages.po"
+    text = path.read_text("utf-8")
+    good = parse_po(path.read_bytes()).by_context()["text:more.hint"].msgstr
+    formula = text.replace(f'msgstr "{good}"', 'msgstr "=SUM(A1:A9) MAS"')
+    content["locales/es/LC_MESSAGES/messages.po"] = formula.encode()
+    xlsx, csv = tmp_path / "es.xlsx", tmp_path / "es.csv"
+    xlsx.write_bytes(export(content, "es", "xlsx"))
+    csv.write_bytes(export(content, "es", "csv"))
+    ws = load_workbook(xlsx).active
+    cell = next(ws.cell(r, 4) for r in range(2, ws.max_row + 1) if ws.cell(r, 1).value == "text:more.hint")
+    assert cell.data_type == "s" and cell.value == "=SUM(A1:A9) MAS"
+    raw = csv.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")  # UTF-8 with a BOM: Excel reads it as UTF-8
+    assert "'=SUM(A1:A9) MAS" in raw.decode("utf-8-sig")
+    for f in (xlsx, csv):
+        imported = apply_sheet(content, read_sheet(f))
+        assert imported.changes == [] and imported.content == content
+
+
+# --- the commands -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def app(database_url, tmp_path):
+    app = make_app(database_url, tmp_path, "a")
+    yield app
+    app.extensions["catalog_watcher"].stop()
+    app.extensions["recorder"].close()
+    app.extensions["engine"].dispose()
+    app.extensions["read_engine"].dispose()
+
+
+def export_file(app, tmp_path, locale="es", fmt="xlsx") -> Path:
+    path = tmp_path / f"{locale}.{fmt}"
+    result = cli(app, "export", locale, "--format", fmt, "-o", str(path))
+    assert result.exit_code == 0, result.output
+    return path
+
+
+def set_cell(path: Path, key: str, column: str, value, nth: int = 0) -> int:
+    wb = load_workbook(path)
+    ws = wb.active
+    rows = [r for r in range(2, ws.max_row + 1) if ws.cell(r, 1).value == key]
+    ws.cell(rows[nth], COLUMNS.index(column) + 1).value = value
+    wb.save(path)
+    return rows[nth]
+
+
+def test_export_edit_import_publish(app, tmp_path):
+    path = export_file(app, tmp_path)
+    result = cli(app, "import", str(path))
+    assert result.exit_code == 0 and "nothing changed" in result.output
+    row = set_cell(path, "text:help", "translation",
+                   "AYUDA NUEVA: escriba FIEBRE o MENU. Emergencia: {emergency}. Equipo: {care_team}.")
+    result = cli(app, "import", str(path), "--by", "Rosa")
+    assert result.exit_code == 0, result.output
+    assert f"row {row}: text:help: changed" in result.output
+    assert "draft revision #2: 1 entry changed in es" in result.output
+    assert re.search(r"#2\s+draft .* import\s+by Rosa", cli(app, "history").output)
+    assert not reply(app, "ayuda").startswith("AYUDA NUEVA")  # a draft is not live
+    result = cli(app, "publish", "--draft", "2", "--by", "Rosa", "--note", "new help")
+    assert result.exit_code == 0, result.output
+    app.extensions["catalog_watcher"].ensure_started()
+    wait_until(lambda: reply(app, "ayuda").startswith("AYUDA NUEVA"))
+    # the next export starts from the live revision
+    (tmp_path / "again").mkdir()
+    again = export_file(app, tmp_path / "again")
+    assert "AYUDA NUEVA" in " ".join(str(c.value) for row in load_workbook(again).active.iter_rows() for c in row)
+
+
+def test_review_column_clears_needs_work(app, tmp_path):
+    path = export_file(app, tmp_path)
+    row = set_cell(path, "text:start", "review", "reviewed")
+    result = cli(app, "import", str(path))
+    assert result.exit_code == 0, result.output
+    assert f"row {row}: text:start: reviewed" in result.output
+
+
+def test_import_with_an_error_is_refused_with_its_row(app, tmp_path):
+    path = export_file(app, tmp_path)
+    row = set_cell(path, "text:fallback", "translation", "Perdón, no entendí. Llame a su equipo: {equipo}.")
+    result = cli(app, "import", str(path))
+    assert result.exit_code == 1
+    assert f"error: [es] es.xlsx row {row} (text:fallback): placeholders ['equipo']" in result.output
+    assert "refused" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(("breakage", "message"), [
+    ("formula", r"es.xlsx row \d+, translation: a formula \(=1\+1\) is not allowed"),
+    ("unknown key", r"row \d+: unknown key 'text:nonsense'"),
+    ("wrong locale", r"this spreadsheet is for 'es', not 'fr'"),
+    ("xlsx that is text", r"es.xlsx is not an Excel workbook"),
+    ("other spreadsheet", r"es.csv is not a spreadsheet exported by `assistant catalog export`"),
+    ("not utf-8", r"es.csv is not UTF-8"),
+    ("other extension", r"es.txt: give a .xlsx or .csv file"),
+    ("English changed", r"the English changed since this file was exported"),
+])
+def test_wrong_files_are_clear_errors(app, tmp_path, breakage, message):
+    path = export_file(app, tmp_path)
+    args = []
+    if breakage == "formula":
+        set_cell(path, "text:help", "translation", "=1+1")
+    elif breakage == "unknown key":
+        set_cell(path, "text:help", "key", "text:nonsense")
+    elif breakage == "wrong locale":
+        args = ["--locale", "fr"]
+    elif breakage == "xlsx that is text":
+        path.write_text("key,translation\n", "utf-8")
+    elif breakage == "other spreadsheet":
+        path = tmp_path / "es.csv"
+        path.write_text("name,phone\nAna,555\n", "utf-8")
+    elif breakage == "not utf-8":
+        path = export_file(app, tmp_path, fmt="csv")
+        path.write_bytes(path.read_bytes().decode("utf-8-sig").replace("LLAME", "LLAMÉ").encode("latin-1",
+                                                                                                "replace"))
+    elif breakage == "other extension":
+        path = path.rename(tmp_path / "es.txt")
+    elif breakage == "English changed":
+        set_cell(path, "text:help", "translation", "Otra ayuda: {emergency} {care_team}")
+        set_cell(path, "text:help", "English hash", "0123456789ab")
+    result = cli(app, "import", str(path), *args)
+    assert result.exit_code == 1, result.output
+    assert re.search(message, result.output), result.output
+    assert "Traceback" not in result.output
+
+
+def test_export_of_an_unknown_language_is_a_clear_error(app, tmp_path):
+    result = cli(app, "export", "de", "-o", str(tmp_path / "de.xlsx"))
+    assert result.exit_code == 1 and "no language 'de' to export" in result.output
+
+
+def test_a_broken_language_file_is_not_exported(app, tmp_path):
+    set_msgstr(po(tmp_path / "repo"), "text:help", 'msgstr "x')
+    result = cli(app, "export", "es", "-o", str(tmp_path / "es.xlsx"))
+    assert result.exit_code == 1 and "does not read" in result.output
+    assert read_tree(tmp_path / "repo")  # still there, untouched

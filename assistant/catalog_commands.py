@@ -5,13 +5,14 @@ never a traceback."""
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from .catalogcheck import Content, Report, check_content, read_dirs, read_tree, source_of
+from .catalogcheck import Content, Report, check_content, read_dirs, read_tree
 
 
 def _content(directory: str | None) -> Content:
@@ -79,37 +80,36 @@ def _database_error(exc: Exception) -> click.ClickException:
 def publish_command(directory: str, note: str, by: str, draft: int | None) -> None:
     """Check DIRECTORY (holding messages/ and locales/; default: here) and make it the live catalog of every
     worker, as a new revision. Refused when the check finds an error: the live catalog keeps serving."""
-    from sqlalchemy.exc import SQLAlchemyError
+    from .publishing import POLL_SECONDS, publish, publish_draft
 
-    from .revisions import POLL_SECONDS, PublishError, get, repository_content, store, summary, unpack
-
-    if draft is not None:
-        try:
-            with _session() as session:
-                row = get(session, draft)
-                if row is None or not row.draft:
-                    raise click.ClickException(f"there is no draft revision #{draft} (`assistant catalog history`)")
-                content = unpack(row.content)
-        except SQLAlchemyError as exc:
-            raise _database_error(exc) from exc
-    else:
-        content = _content(directory)
-    report = check_content(content)
-    if report.errors:
-        print_report(report)
-        raise click.ClickException("refused: fix the errors above; the live catalog keeps serving")
-    try:
-        with _session() as session:
-            done = store(session, content, by=by, note=note, kind="publish",
-                         repository=repository_content(current_app), report=report)
-    except PublishError as exc:
-        raise click.ClickException(str(exc)) from exc
-    except SQLAlchemyError as exc:
-        raise _database_error(exc) from exc
-    click.echo(f"{len(report.warnings)} warning(s); `assistant catalog check` lists them")
-    click.echo(f"published revision #{done.revision.id}: {summary(done.changes)}")
+    content = _content(directory) if draft is None else None
+    with _publishing() as session:
+        if draft is not None:
+            done = publish_draft(session, current_app, draft, by=by, note=note)
+        else:
+            done = publish(session, current_app, content, by=by, note=note)
+    click.echo(f"{len(done.report.warnings)} warning(s); `assistant catalog check` lists them")
+    click.echo(f"published revision #{done.id}: {done.summary}")
     _say_unreviewed_again(done)
     click.echo(f"every worker answers from it within about {POLL_SECONDS:.0f} s")
+
+
+@contextmanager
+def _publishing():
+    """A session for one of :mod:`publishing`'s actions; a refusal or a database failure is a plain message."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .publishing import Refused
+
+    try:
+        with _session() as session:
+            yield session
+    except Refused as exc:
+        for line in exc.lines:
+            click.echo(line)
+        raise click.ClickException(exc.message) from None
+    except SQLAlchemyError as exc:
+        raise _database_error(exc) from exc
 
 
 def _say_unreviewed_again(done) -> None:
@@ -181,27 +181,11 @@ def show_command(rev: int) -> None:
 @with_appcontext
 def rollback_command(rev: int, by: str, note: str) -> None:
     """Make revision REV's content live again, as a new history entry."""
-    from sqlalchemy.exc import SQLAlchemyError
+    from .publishing import rollback
 
-    from .revisions import PublishError, get, repository_content, store, summary, unpack
-
-    try:
-        with _session() as session:
-            old = get(session, rev)
-            if old is None:
-                raise click.ClickException(f"there is no revision #{rev} (`assistant catalog history` lists them)")
-            content = unpack(old.content)
-            report = check_content(content)
-            if report.errors:
-                print_report(report)
-                raise click.ClickException(f"refused: revision #{rev} does not pass today's checks")
-            done = store(session, content, by=by, note=note or f"rollback to #{rev}", kind="rollback",
-                         repository=repository_content(current_app), report=report)
-    except PublishError as exc:
-        raise click.ClickException(str(exc)) from exc
-    except SQLAlchemyError as exc:
-        raise _database_error(exc) from exc
-    click.echo(f"revision #{done.revision.id} (the content of #{rev}) is live: {summary(done.changes)}")
+    with _publishing() as session:
+        done = rollback(session, current_app, rev, by=by, note=note)
+    click.echo(f"revision #{done.id} (the content of #{rev}) is live: {done.summary}")
 
 
 @click.command("pull")
@@ -267,60 +251,22 @@ def export_command(locale: str, fmt: str, output: str | None) -> None:
 def import_command(file: str, locale: str | None, by: str, note: str) -> None:
     """Read back a spreadsheet from `catalog export`, show what changed, check it, and store it as a draft
     revision (`catalog publish --draft N` makes it live)."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from .revisions import PublishError, live_content, repository_content, store
-    from .spreadsheets import SpreadsheetError, apply_sheet, read_sheet
+    from .publishing import import_sheet
 
     try:
-        sheet = read_sheet(Path(file))
-    except SpreadsheetError as exc:
-        raise click.ClickException(str(exc)) from exc
-    try:
-        with _session() as session:
-            _rev, content = live_content(session, repository_content(current_app))
-            try:
-                imported = apply_sheet(content, sheet, locale)
-            except SpreadsheetError as exc:
-                raise click.ClickException(str(exc)) from exc
-            for c in imported.changes:
-                what = "reviewed" if c.reviewed and not c.was_reviewed and c.old == c.new else (
-                    "needs work" if c.old == c.new else "changed")
-                click.echo(f"row {c.row}: {c.key}: {what}" + (f": {c.new[:70]!r}" if c.old != c.new else ""))
-            if not imported.changes:
-                click.echo(f"{Path(file).name}: nothing changed ({imported.locale})")
-                return
-            from .reviews import record
-            from .source import SourceError
-
-            try:
-                english = {e.context: e.msgid for e in source_of(imported.content).entries}
-            except SourceError as exc:
-                raise click.ClickException(str(exc)) from exc
-            for c in imported.changes:
-                if c.reviewed and c.new:
-                    record(session, imported.locale, c.key, english[c.key], c.new, by)
-            report = check_content(imported.content)
-            name = Path(file).name
-            problems = [p for p in report.problems if p.locale == imported.locale or p.severity == "error"]
-            for p in problems:
-                key = p.where.rsplit("(", 1)[-1].rstrip(")") if "(" in p.where else ""
-                row = imported.rows.get(key)
-                click.echo(f"{p.severity}: [{p.locale}] {name} row {row} ({key}): {p.message}" if row
-                           else str(p))
-            if report.errors:
-                raise click.ClickException(f"refused: {len(report.errors)} error(s); nothing was stored")
-            try:
-                done = store(session, imported.content, by=by, note=note or f"import of {name}", kind="import",
-                             repository=repository_content(current_app), draft=True, report=report)
-            except PublishError as exc:
-                raise click.ClickException(str(exc)) from exc
-    except SQLAlchemyError as exc:
-        raise _database_error(exc) from exc
-    n = len(imported.changes)
-    click.echo(f"draft revision #{done.revision.id}: {n} entr{'y' if n == 1 else 'ies'} changed in {imported.locale}."
-               f" Make it live: assistant catalog publish --draft {done.revision.id} "
-               "--by NAME --note \"...\"")
+        data = Path(file).read_bytes()
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {file}: {exc.strerror}") from exc
+    with _publishing() as session:
+        done = import_sheet(session, current_app, data, Path(file).name, locale, by=by, note=note)
+    if done is None:
+        click.echo(f"{Path(file).name}: nothing changed")
+        return
+    for line in done.lines:
+        click.echo(line)
+    n = done.entries
+    click.echo(f"draft revision #{done.id}: {n} entr{'y' if n == 1 else 'ies'} changed in {done.locale}. Make it "
+               f"live: assistant catalog publish --draft {done.id} --by NAME --note \"...\"")
 
 
 @click.command("review")
@@ -332,50 +278,16 @@ def review_command(locale: str, keys: tuple[str, ...], by: str) -> None:
     """Mark LOCALE's entries KEYS (msgctxt, as `catalog unreviewed` lists them) reviewed by NAME, as a new live
     revision. The record holds this exact wording: if the translation or its English changes, it is
     unreviewed again."""
-    from sqlalchemy.exc import SQLAlchemyError
+    from .publishing import review
 
-    from .catalogcheck import po_path
-    from .pofile import parse_po
-    from .reviews import record
-    from .revisions import PublishError, live_content, repository_content, store, summary
-    from .spreadsheets import edit_po
-
-    if not by.strip():
-        raise click.ClickException("say who reviewed with --by NAME")
-    try:
-        with _session() as session:
-            _rev, content = live_content(session, repository_content(current_app))
-            data = content.get(po_path(locale))
-            if data is None:
-                raise click.ClickException(f"no catalog for language {locale!r}")
-            parsed = parse_po(data)
-            if parsed.errors:
-                raise click.ClickException(f"{po_path(locale)} does not read; run `assistant catalog check`")
-            entries = parsed.by_context()
-            edits = []
-            for key in keys:
-                e = entries.get(key)
-                if e is None or not e.msgstr.strip():
-                    raise click.ClickException(f"{locale} {key}: no translation to review (check the key with "
-                                               f"`assistant catalog unreviewed --locale {locale}`)")
-                record(session, locale, key, e.msgid, e.msgstr, by)
-                if e.fuzzy:
-                    edits.append((e, key, e.msgstr, True))
-            if not edits:
-                session.commit()
-                click.echo(f"{len(keys)} entr{'y' if len(keys) == 1 else 'ies'} already reviewed; recorded by {by}")
-                return
-            new = dict(content)
-            new[po_path(locale)] = edit_po(data.decode("utf-8"), edits, {}).encode("utf-8")
-            try:
-                done = store(session, new, by=by, note=f"reviewed {locale}: {', '.join(keys)}"[:500], kind="review",
-                             repository=repository_content(current_app))
-            except PublishError as exc:
-                raise click.ClickException(str(exc)) from exc
-    except SQLAlchemyError as exc:
-        raise _database_error(exc) from exc
-    click.echo(f"revision #{done.revision.id}: {len(edits)} entr{'y' if len(edits) == 1 else 'ies'} of {locale} "
-               f"reviewed by {by} ({summary(done.changes)})")
+    with _publishing() as session:
+        done = review(session, current_app, locale, keys, by=by)
+    if done is None:
+        click.echo(f"{len(keys)} entr{'y' if len(keys) == 1 else 'ies'} already reviewed; recorded by {by}")
+        return
+    edited = len(keys)
+    click.echo(f"revision #{done.id}: {edited} entr{'y' if edited == 1 else 'ies'} of {locale} reviewed by {by} "
+               f"({done.summary})")
 
 
 def register(group: click.Group) -> None:

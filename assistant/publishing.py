@@ -1,0 +1,232 @@
+"""What a coordinator does with the content, once for the command line and the web page alike: publish
+(files, a draft), import a spreadsheet or a language's .po as a draft, mark entries reviewed, roll back,
+add a keyword. Each checks with :func:`catalogcheck.check_content`, stores with :func:`revisions.store`, and
+either returns what was stored or raises :class:`Refused` with the problems, in words a coordinator can act
+on. Nothing here prints or renders."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from flask import Flask
+from sqlalchemy.orm import Session
+
+from .catalogcheck import Content, Report, check_content, po_path, source_of
+from .pofile import parse_po
+from .reviews import record
+from .revisions import (
+    POLL_SECONDS,
+    Published,
+    PublishError,
+    get,
+    live_content,
+    repository_content,
+    store,
+    summary,
+    unpack,
+)
+from .source import SourceError, split_list
+from .spreadsheets import Change, SpreadsheetError, apply_sheet, edit_po, read_sheet
+
+__all__ = ["POLL_SECONDS", "Refused", "Stored", "add_keyword", "import_po", "import_sheet", "publish",
+           "publish_draft", "review", "rollback"]
+
+
+class Refused(Exception):
+    """Nothing was stored: ``message`` says why, ``lines`` list the problems (errors first)."""
+
+    def __init__(self, message: str, lines: Sequence[str] = (), report: Report | None = None) -> None:
+        super().__init__(message)
+        self.message, self.lines, self.report = message, list(lines), report
+
+
+@dataclass
+class Stored:
+    """A revision stored: its number, what changed, and what the check said."""
+
+    published: Published
+    report: Report
+    lines: list[str] = field(default_factory=list)  # what the import changed, row by row
+    entries: int = 0  # how many entries an import changed
+    locale: str = ""
+
+    @property
+    def id(self) -> int:
+        return self.published.revision.id
+
+    @property
+    def draft(self) -> bool:
+        return self.published.revision.draft
+
+    @property
+    def summary(self) -> str:
+        return summary(self.published.changes)
+
+    @property
+    def unreviewed_again(self) -> tuple[str, ...]:
+        return self.published.unreviewed_again
+
+
+def _store(session: Session, app: Flask, content: Content, report: Report, *, by: str, note: str, kind: str,
+           draft: bool = False) -> Published:
+    if report.errors:
+        raise Refused("refused: fix the errors above; the live catalog keeps serving",
+                      [str(p) for p in report.problems], report)
+    try:
+        return store(session, content, by=by, note=note, kind=kind, repository=repository_content(app),
+                     draft=draft, report=report)
+    except PublishError as exc:
+        raise Refused(str(exc), report=report) from exc
+
+
+def publish(session: Session, app: Flask, content: Content, *, by: str, note: str) -> Stored:
+    """Make ``content`` live, if it passes the check."""
+    report = check_content(content)
+    return Stored(_store(session, app, content, report, by=by, note=note, kind="publish"), report)
+
+
+def publish_draft(session: Session, app: Flask, number: int, *, by: str, note: str) -> Stored:
+    row = get(session, number)
+    if row is None or not row.draft:
+        raise Refused(f"there is no draft revision #{number}")
+    content = unpack(row.content)
+    report = check_content(content)
+    return Stored(_store(session, app, content, report, by=by, note=note or row.note, kind="publish"), report)
+
+
+def rollback(session: Session, app: Flask, number: int, *, by: str, note: str = "") -> Stored:
+    """Make revision ``number``'s content live again, as a new revision (history only grows)."""
+    old = get(session, number)
+    if old is None:
+        raise Refused(f"there is no revision #{number}")
+    content = unpack(old.content)
+    report = check_content(content)
+    if report.errors:
+        raise Refused(f"refused: revision #{number} does not pass today's checks", [str(p) for p in report.problems],
+                      report)
+    return Stored(_store(session, app, content, report, by=by, note=note or f"rollback to #{number}",
+                         kind="rollback"), report)
+
+
+def _describe(c: Change) -> str:
+    what = "reviewed" if c.reviewed and not c.was_reviewed and c.old == c.new else (
+        "needs work" if c.old == c.new else "changed")
+    return f"row {c.row}: {c.key}: {what}" + (f": {c.new[:70]!r}" if c.old != c.new else "")
+
+
+def import_sheet(session: Session, app: Flask, data: bytes, name: str, locale: str | None, *, by: str,
+                 note: str = "") -> Stored | None:
+    """A spreadsheet from `catalog export`, applied to the live content and stored as a draft (None: nothing
+    changed). Problems name the spreadsheet's rows."""
+    try:
+        sheet = read_sheet(name, data)
+        _rev, content = live_content(session, repository_content(app))
+        imported = apply_sheet(content, sheet, locale)
+    except SpreadsheetError as exc:
+        raise Refused(str(exc)) from exc
+    lines = [_describe(c) for c in imported.changes]
+    if not imported.changes:
+        return None
+    try:
+        english = {e.context: e.msgid for e in source_of(imported.content).entries}
+    except SourceError as exc:
+        raise Refused(str(exc)) from exc
+    for c in imported.changes:
+        if c.reviewed and c.new:
+            record(session, imported.locale, c.key, english[c.key], c.new, by)
+    report = check_content(imported.content)
+    problems = []
+    for p in report.problems:
+        if p.locale != imported.locale and p.severity != "error":
+            continue
+        key = p.where.rsplit("(", 1)[-1].rstrip(")") if "(" in p.where else ""
+        row = imported.rows.get(key)
+        problems.append(f"{p.severity}: [{p.locale}] {name} row {row} ({key}): {p.message}" if row else str(p))
+    if report.errors:
+        session.rollback()
+        raise Refused(f"refused: {len(report.errors)} error(s); nothing was stored", problems, report)
+    done = _store(session, app, imported.content, report, by=by, note=note or f"import of {name}", kind="import",
+                  draft=True)
+    return Stored(done, report, lines + problems, len(imported.changes), imported.locale)
+
+
+def import_po(session: Session, app: Flask, data: bytes, locale: str, *, by: str, note: str = "") -> Stored:
+    """A language's whole .po (from Poedit), in place of the live one, stored as a draft. Problems name the
+    uploaded file's lines."""
+    _rev, content = live_content(session, repository_content(app))
+    if po_path(locale) not in content:
+        raise Refused(f"there is no language {locale!r}")
+    new = dict(content)
+    new[po_path(locale)] = data
+    report = check_content(new)
+    if report.errors:
+        raise Refused(f"refused: {len(report.errors)} error(s); nothing was stored",
+                      [str(p) for p in report.problems if p.locale == locale or p.severity == "error"], report)
+    return Stored(_store(session, app, new, report, by=by, note=note or f"upload of {locale}'s catalog",
+                         kind="import", draft=True), report)
+
+
+def review(session: Session, app: Flask, locale: str, keys: Iterable[str], *, by: str) -> Stored | None:
+    """Mark ``keys`` of ``locale`` reviewed by ``by`` for their exact wording, as a new live revision (None: they
+    were reviewed already; the record is kept)."""
+    keys = list(keys)
+    if not by.strip():
+        raise Refused("say who reviewed")
+    _rev, content = live_content(session, repository_content(app))
+    data = content.get(po_path(locale))
+    if data is None:
+        raise Refused(f"no catalog for language {locale!r}")
+    parsed = parse_po(data)
+    if parsed.errors:
+        raise Refused(f"{po_path(locale)} does not read; run `assistant catalog check`")
+    entries = parsed.by_context()
+    edits = []
+    for key in keys:
+        e = entries.get(key)
+        if e is None or not e.msgstr.strip():
+            raise Refused(f"{locale} {key}: no translation to review")
+        record(session, locale, key, e.msgid, e.msgstr, by)
+        if e.fuzzy:
+            edits.append((e, key, e.msgstr, True))
+    if not edits:
+        session.commit()
+        return None
+    new = dict(content)
+    new[po_path(locale)] = edit_po(data.decode("utf-8"), edits, {}).encode("utf-8")
+    report = check_content(new)
+    return Stored(_store(session, app, new, report, by=by, note=f"reviewed {locale}: {', '.join(keys)}"[:500],
+                         kind="review"), report)
+
+
+def add_keyword(session: Session, app: Flask, locale: str, topic: str, keyword: str, *, by: str) -> Stored:
+    """``keyword`` added to ``topic``'s keywords in ``locale``, as a draft revision (checked, then published
+    like any other): how an unanswered text becomes an answered one."""
+    keyword = " ".join(keyword.split())[:80]
+    if not keyword or "," in keyword:
+        raise Refused("give one keyword or phrase, without commas")
+    _rev, content = live_content(session, repository_content(app))
+    source = source_of(content)
+    key = f"topic:{topic}:keywords"
+    entry = next((e for e in source.entries if e.context == key), None)
+    if entry is None:
+        raise Refused(f"there is no topic {topic!r}")
+    if locale == "en":
+        raise Refused("English keywords live in messages/topics.toml: edit it and publish the folder")
+    data = content.get(po_path(locale))
+    if data is None:
+        raise Refused(f"there is no language {locale!r}")
+    parsed = parse_po(data)
+    if parsed.errors:
+        raise Refused(f"{po_path(locale)} does not read; run `assistant catalog check`")
+    old_entry = parsed.by_context().get(key)
+    old = old_entry.msgstr if old_entry is not None else ""
+    if keyword.casefold() in {w.casefold() for w in split_list(old)}:
+        raise Refused(f"{keyword!r} is already a keyword of this topic in {locale}")
+    new_value = f"{old}, {keyword}" if old.strip() else keyword
+    entries = {e.context: e for e in source.entries}
+    new = dict(content)
+    new[po_path(locale)] = edit_po(data.decode("utf-8"), [(old_entry, key, new_value, False)], entries).encode("utf-8")
+    report = check_content(new)
+    return Stored(_store(session, app, new, report, by=by, note=f"keyword {keyword!r} for {topic} in {locale}",
+                         kind="import", draft=True), report)

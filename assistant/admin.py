@@ -33,8 +33,13 @@ LEVEL_WORDS = {"emergency": "Emergency", "call_now": "Call now", "info": "Answer
 DAYS = 30
 
 
+UPLOAD_BYTES = 5 * 1024 * 1024  # a catalog or a spreadsheet; the webhooks keep their 64 kB limit
+
+
 @bp.before_request
 def _checks() -> None:
+    if request.endpoint == "admin.upload":
+        request.max_content_length = UPLOAD_BYTES + 64 * 1024
     if request.method == "POST":
         csrf.protect()  # every form of these pages; 400 with a plain message when missing or wrong
 
@@ -137,9 +142,10 @@ def overview():
 
 
 def _live_revision() -> str:
-    """What the live catalog is, in words (publishing adds revision numbers)."""
-    catalog = current_app.extensions["assistant"].store.current
-    return getattr(catalog, "revision_label", "") or "the files shipped with this version"
+    """What this worker answers from, in words."""
+    watcher = current_app.extensions.get("catalog_watcher")
+    revision = getattr(watcher, "revision", None)
+    return f"revision #{revision}" if revision else "the files shipped with this version"
 
 
 # -- escalations ------------------------------------------------------------------------------------------
@@ -201,6 +207,210 @@ def unanswered():
                            topics=topics, days=retention_days(current_app.config))
 
 
+@bp.post("/unanswered/keyword")
+@requires("publish")
+def add_keyword():
+    from .publishing import Refused
+    from .publishing import add_keyword as add
+
+    db = get_session()
+    viewer = current_viewer()
+    locale, topic, keyword = (request.form.get(k, "") for k in ("locale", "topic", "keyword"))
+    try:
+        done = add(db, current_app._get_current_object(), locale, topic, keyword, by=viewer.email)
+        accounts.audit(db, viewer.email, "catalog.keyword", f"{locale} {topic}", f"draft revision #{done.id}")
+        db.commit()
+        flash(f"Draft revision #{done.id}: {keyword!r} added to {topic} in {language_label(locale)}. Preview it, "
+              "then publish it below.")
+        return redirect(url_for("admin.upload"))
+    except Refused as exc:
+        db.rollback()
+        flash(exc.message, "error")
+        return redirect(url_for("admin.unanswered"))
+
+
+# -- catalog: coverage, review, upload, publish, history ---------------------------------------------------
+
+_REPORTS: dict[str, Any] = {}  # the check of a content, by its digest: building one takes a second or two
+_DRAFTS: dict[int, Any] = {}  # the assistant of a draft revision, for previews
+
+
+def _live_content() -> tuple[int | None, dict[str, bytes]]:
+    from .revisions import live_content, repository_content
+
+    return live_content(get_session(), repository_content(current_app._get_current_object()))
+
+
+def _report(content: dict[str, bytes]):
+    from .catalogcheck import check_content
+    from .revisions import digest
+
+    key = digest(content)
+    if key not in _REPORTS:
+        if len(_REPORTS) > 4:
+            _REPORTS.pop(next(iter(_REPORTS)))
+        _REPORTS[key] = check_content(content)
+    return _REPORTS[key]
+
+
+@bp.get("/catalog")
+@requires("view")
+def catalog():
+    rev, content = _live_content()
+    report = _report(content)
+    topics = [(t.id, report.catalog.text("en", f"topic:{t.id}:title")) for t in report.catalog.source.topics] \
+        if report.catalog else []
+    return render_template("admin/catalog.html", rev=rev, report=report, topics=topics)
+
+
+@bp.get("/catalog/topic/<topic>")
+@requires("view")
+def catalog_topic(topic: str):
+    from .segments import measure
+
+    rev, content = _live_content()
+    report = _report(content)
+    if report.catalog is None or topic not in report.catalog.topics:
+        abort(404)
+    cat = report.catalog
+    rows = []
+    for key in (f"topic:{topic}:title", f"topic:{topic}:summary"):
+        for locale in cat.languages:
+            entry = (report.files.get(locale).by_context().get(key) if report.files.get(locale) else None)
+            text = cat.texts.get(locale, {}).get(key)
+            string = entry.msgstr if entry is not None else (text.string if text else "")
+            if locale == "en":
+                string = cat.text("en", key)
+            size = measure(string) if string else None
+            rows.append({"key": key, "locale": locale, "text": string,
+                         "reviewed": locale == "en" or (entry is not None and bool(entry.msgstr) and not entry.fuzzy),
+                         "segments": size.segments if size else 0, "encoding": size.encoding if size else ""})
+    return render_template("admin/catalog_topic.html", rev=rev, topic=topic,
+                           title=cat.text("en", f"topic:{topic}:title"), rows=rows)
+
+
+@bp.post("/catalog/review")
+@requires("review")
+def catalog_review():
+    from .publishing import Refused, review
+
+    viewer = current_viewer()
+    locale, key = request.form.get("locale", ""), request.form.get("key", "")
+    if not viewer.reviews(locale):
+        abort(403)
+    db = get_session()
+    try:
+        done = review(db, current_app._get_current_object(), locale, [key], by=viewer.email)
+        accounts.audit(db, viewer.email, "catalog.review", f"{locale} {key}",
+                       f"revision #{done.id}" if done else "already reviewed")
+        db.commit()
+        flash(f"{key} in {language_label(locale)} marked reviewed" + (f" (revision #{done.id})." if done else "."))
+    except Refused as exc:
+        db.rollback()
+        flash(exc.message, "error")
+    return redirect(request.form.get("back") if (request.form.get("back") or "").startswith("/admin/")
+                    else url_for("admin.catalog"))
+
+
+@bp.route("/upload", methods=["GET", "POST"])
+@requires("publish")
+def upload():
+    from .publishing import Refused, import_po, import_sheet
+    from .revisions import history
+
+    db = get_session()
+    viewer = current_viewer()
+    languages = current_app.extensions["assistant"].store.current.languages
+    result, refused, locale = None, None, request.form.get("locale", "")
+    if request.method == "POST":
+        file = request.files.get("file")
+        note = request.form.get("note", "")[:500]
+        name = (file.filename or "") if file else ""
+        data = file.read(UPLOAD_BYTES + 1) if file else b""
+        app = current_app._get_current_object()
+        try:
+            if not name or not data:
+                raise Refused("choose a file: a language's .po (from Poedit) or a spreadsheet from the export")
+            if len(data) > UPLOAD_BYTES:
+                raise Refused("that file is larger than 5 MB: it is not a catalog")
+            if name.lower().endswith(".po"):
+                if locale not in languages:
+                    raise Refused("pick the language of this .po file")
+                result = import_po(db, app, data, locale, by=viewer.email, note=note)
+            elif name.lower().endswith((".xlsx", ".csv")):
+                result = import_sheet(db, app, data, name, locale or None, by=viewer.email, note=note)
+                if result is None:
+                    flash(f"{name}: nothing changed.")
+            else:
+                raise Refused(f"{name}: give a .po, .xlsx or .csv file")
+            if result is not None:
+                accounts.audit(db, viewer.email, "catalog.upload", name, f"draft revision #{result.id}")
+                db.commit()
+        except Refused as exc:
+            db.rollback()
+            refused = exc
+    rows = history(db, 30)
+    live = next((r.id for r in rows if not r.draft), None)
+    return render_template("admin/upload.html", languages=languages, locale=locale, result=result, refused=refused,
+                           history=rows, live=live, changes_of=_changes_of), 422 if refused else 200
+
+
+def _changes_of(revision) -> str:
+    import json
+
+    from .revisions import summary
+
+    return summary(json.loads(revision.changes or "{}"))
+
+
+@bp.post("/revisions/<int:number>/publish")
+@requires("publish")
+def publish_revision(number: int):
+    return _revision_action(number, "publish")
+
+
+@bp.post("/revisions/<int:number>/restore")
+@requires("publish")
+def restore_revision(number: int):
+    return _revision_action(number, "rollback")
+
+
+def _revision_action(number: int, action: str):
+    from .publishing import POLL_SECONDS, Refused, publish_draft, rollback
+
+    db = get_session()
+    viewer = current_viewer()
+    note = request.form.get("note", "")[:500]
+    app = current_app._get_current_object()
+    try:
+        if action == "publish":
+            done = publish_draft(db, app, number, by=viewer.email, note=note)
+        else:
+            done = rollback(db, app, number, by=viewer.email, note=note)
+        accounts.audit(db, viewer.email, f"catalog.{action}", f"revision #{done.id}",
+                       (f"draft #{number}" if action == "publish" else f"content of #{number}") + f": {done.summary}")
+        db.commit()
+        flash(f"Revision #{done.id} is live ({done.summary}); every worker answers from it within about "
+              f"{POLL_SECONDS:.0f} seconds.")
+    except Refused as exc:
+        db.rollback()
+        flash(exc.message + (": " + "; ".join(exc.lines[:5]) if exc.lines else ""), "error")
+    return redirect(url_for("admin.upload"))
+
+
+@bp.get("/revisions/<int:number>")
+@requires("view")
+def revision(number: int):
+    import json
+
+    from .revisions import get
+
+    row = get(get_session(), number)
+    if row is None:
+        abort(404)
+    return render_template("admin/revision.html", r=row, changed=json.loads(row.changes or "{}"))
+
+
 # -- preview ----------------------------------------------------------------------------------------------
 
 @bp.route("/preview", methods=["GET", "POST"])
@@ -208,13 +418,52 @@ def unanswered():
 def preview():
     assistant = current_app.extensions["assistant"]
     languages = assistant.store.current.languages
-    text, locale, reply = "", "", None
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .models import CatalogRevision
+
+    try:
+        drafts = get_session().scalars(select(CatalogRevision).where(CatalogRevision.draft.is_(True))
+                                       .order_by(CatalogRevision.id.desc()).limit(10)).all()
+    except SQLAlchemyError:
+        drafts = []
+    text, locale, reply, source = "", "", None, request.values.get("revision", "live")
     if request.method == "POST":
         text = request.form.get("text", "")[:2000]
         locale = request.form.get("locale", "")
         state = State(locale=locale, locale_explicit=True) if locale in languages else State()
-        reply = assistant.reply(text, state)
-    return render_template("admin/preview.html", text=text, locale=locale, reply=reply, languages=languages)
+        speaker = assistant
+        if source != "live":
+            speaker = _draft_assistant(source)
+            if speaker is None:
+                flash("That draft cannot be previewed (it does not load).", "error")
+                speaker = assistant
+        reply = speaker.reply(text, state)
+    return render_template("admin/preview.html", text=text, locale=locale, reply=reply, languages=languages,
+                           drafts=drafts, source=source)
+
+
+def _draft_assistant(number: str):
+    """The assistant as it would answer from draft revision ``number`` (built once, kept for the next preview)."""
+    from .catalog import CatalogStore
+    from .conversation import Assistant
+    from .revisions import PublishError, build_revision, get, unpack
+
+    if not number.isdigit():
+        return None
+    n = int(number)
+    if n not in _DRAFTS:
+        row = get(get_session(), n)
+        if row is None:
+            return None
+        try:
+            catalog = build_revision(unpack(row.content), current_app.config["SETTINGS"].serve_unreviewed)
+        except PublishError:
+            return None
+        if len(_DRAFTS) > 3:
+            _DRAFTS.pop(next(iter(_DRAFTS)))
+        _DRAFTS[n] = Assistant(CatalogStore(catalog), current_app.extensions["assistant"].settings)
+    return _DRAFTS[n]
 
 
 # -- users and audit --------------------------------------------------------------------------------------

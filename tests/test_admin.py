@@ -14,13 +14,17 @@ from assistant.accounts import MAX_FAILURES_ACCOUNT, create_user
 from assistant.db import get_session
 from assistant.models import Acknowledgement, AuditEntry, Escalation, User
 
-from .conftest import CARE_TEAM, text_sms
+from .conftest import CARE_TEAM, ROOT, text_sms
 
 PASSWORD = "correct horse battery"
 ROUTES = {  # path -> the roles that may open it
     "/admin/": {"admin", "coordinator", "reviewer"},
     "/admin/preview": {"admin", "coordinator", "reviewer"},
     "/admin/escalations": {"admin", "coordinator"},
+    "/admin/catalog": {"admin", "coordinator", "reviewer"},
+    "/admin/catalog/topic/fever": {"admin", "coordinator", "reviewer"},
+    "/admin/upload": {"admin", "coordinator"},
+    "/admin/unanswered": {"admin", "coordinator"},
     "/admin/users": {"admin"},
     "/admin/audit": {"admin"},
 }
@@ -266,3 +270,117 @@ def test_unanswered_texts_grouped_by_language_and_wording(admin_app):
     assert len(spanish) == 1 and "estaciono" in spanish[0].text_content()
     assert "fever" not in doc.text_content() and "MENU" not in doc.xpath("string(//main)")
     assert signed_in(admin_app, "reviewer").get("/admin/unanswered").status_code == 403
+
+
+# -- catalog pages ----------------------------------------------------------------------------------------
+
+ES_PO = ROOT / "locales" / "es" / "LC_MESSAGES" / "messages.po"
+
+
+def test_the_catalog_page_shows_coverage_and_each_topic_in_every_language(admin_app):
+    client = signed_in(admin_app, "reviewer")
+    doc = html.fromstring(client.get("/admin/catalog").data)
+    rows = doc.xpath("//table[1]/tbody/tr")
+    assert len(rows) == 12 and rows[1].xpath("./th/text()")[0].startswith("Spanish")
+    topic = html.fromstring(client.get("/admin/catalog/topic/fever").data)
+    cells = topic.xpath("//tbody/tr")
+    assert len(cells) == 24  # title and answer, 12 languages
+    arabic = topic.xpath("//tbody/tr/td[@lang='ar']")[0]
+    assert arabic.get("dir") == "rtl"
+    assert re.search(r"\d texts?, (GSM-7|UCS-2)", topic.text_content())
+
+
+def test_a_reviewer_marks_reviewed_in_their_languages_only(admin_app):
+    client = signed_in(admin_app, "reviewer")  # reviews Spanish
+    page = html.fromstring(client.get("/admin/catalog/topic/fever").data)
+    buttons = page.xpath("//form[contains(@action,'/admin/catalog/review')]//input[@name='locale']/@value")
+    assert set(buttons) == {"es"}  # only their language is offered
+    csrf = page.xpath("//input[@name='csrf_token']/@value")[0]
+    done = client.post("/admin/catalog/review", data={"locale": "es", "key": "topic:fever:title", "csrf_token": csrf,
+                                                      "back": "/admin/catalog/topic/fever"}, follow_redirects=True)
+    assert b"marked reviewed" in done.data
+    refused = client.post("/admin/catalog/review", data={"locale": "fr", "key": "topic:fever:title",
+                                                         "csrf_token": csrf})
+    assert refused.status_code == 403
+    admin_app.extensions["catalog_watcher"].poll()
+    entry = admin_app.extensions["assistant"].store.current.texts["es"]["topic:fever:title"]
+    assert entry.reviewed
+    with admin_app.app_context():
+        audit = get_session().scalar(select(AuditEntry).where(AuditEntry.action == "catalog.review"))
+        assert audit.actor == "rev@example.org" and audit.target == "es topic:fever:title"
+
+
+def _upload(client, data: bytes, name: str, locale: str = "es"):
+    from io import BytesIO
+
+    return client.post("/admin/upload", data={"file": (BytesIO(data), name), "locale": locale, "note": "test",
+                                              "csrf_token": token(client, "/admin/upload")},
+                       content_type="multipart/form-data")
+
+
+def test_upload_a_broken_catalog_is_refused_with_its_line_then_publish_and_restore(admin_app):
+    client = signed_in(admin_app, "coordinator")
+    good = ES_PO.read_text("utf-8")
+    old_help = admin_app.extensions["assistant"].store.current.text("es", "text:help")
+    new_help = "AYUDA: escriba FIEBRE o MENU. No es para emergencias: llame al {emergency}. Equipo: {care_team}."
+    changed = good.replace(old_help.replace('"', '\\"'), new_help, 1)
+    assert changed != good
+    broken = changed.replace(f'msgstr "{new_help}"', f'msgstr "{new_help}', 1)
+    refused = _upload(client, broken.encode(), "messages.po")
+    assert refused.status_code == 422
+    report = html.fromstring(refused.data)
+    problems = report.xpath("//ul[@class='problems']/li/text()")
+    line = next(i for i, text in enumerate(broken.splitlines(), 1) if text.startswith(f'msgstr "{new_help}'))
+    assert any(f"messages.po:{line}" in p and "closing quote" in p for p in problems), problems
+
+    stored = _upload(client, changed.encode(), "messages.po")
+    assert stored.status_code == 200
+    draft = int(re.search(r"Draft revision #(\d+)", stored.data.decode()).group(1))
+    # The draft answers in the preview before it is published; the live content does not change.
+    preview = client.post("/admin/preview", data={"text": "AYUDA", "locale": "es", "revision": str(draft),
+                                                  "csrf_token": token(client, "/admin/preview")})
+    assert "AYUDA: escriba FIEBRE o MENU" in html.fromstring(preview.data).xpath("string(//p[@class='bubble'])")
+    assert admin_app.extensions["assistant"].reply("AYUDA").text.startswith(old_help[:20])
+
+    client.post(f"/admin/revisions/{draft}/publish",
+                data={"note": "new help", "csrf_token": token(client, "/admin/upload")})
+    admin_app.extensions["catalog_watcher"].poll()
+    assert admin_app.extensions["assistant"].reply("AYUDA").text.startswith("AYUDA: escriba FIEBRE")
+    history = html.fromstring(client.get("/admin/upload").data)
+    first = min(int(x) for x in history.xpath("//form[contains(@action,'/restore')]/@action")
+                for x in re.findall(r"/revisions/(\d+)/restore", x))
+    client.post(f"/admin/revisions/{first}/restore", data={"csrf_token": token(client, "/admin/upload")})
+    admin_app.extensions["catalog_watcher"].poll()
+    assert admin_app.extensions["assistant"].reply("AYUDA").text.startswith(old_help[:20])
+    with admin_app.app_context():
+        actions = get_session().scalars(select(AuditEntry.action).order_by(AuditEntry.id)).all()
+        catalog_actions = [a for a in actions if a.startswith("catalog")]
+        assert catalog_actions == ["catalog.upload", "catalog.publish", "catalog.rollback"]
+
+
+def test_upload_refuses_what_is_not_a_catalog(admin_app):
+    client = signed_in(admin_app, "coordinator")
+    for data, name, expected in [(b"", "x.po", b"choose a file"), (b"hello", "notes.txt", b"give a .po, .xlsx or .csv"),
+                                 (b"PK\x03\x04 not really", "es.xlsx", b"es.xlsx")]:
+        response = _upload(client, data, name)
+        assert response.status_code == 422 and expected in response.data, name
+    assert signed_in(admin_app, "reviewer").get("/admin/upload").status_code == 403
+
+
+def test_a_keyword_from_an_unanswered_text_becomes_a_draft_then_an_answer(admin_app):
+    client = signed_in(admin_app, "coordinator")
+    text_sms(client, "le van a poner pembro mañana", sender="+16175550211")
+    assert admin_app.extensions["assistant"].reply("le van a poner pembro mañana").topic is None
+    admin_app.extensions["recorder"].flush()
+    page = html.fromstring(client.get("/admin/unanswered").data)
+    form = page.xpath("//form[contains(@action,'/admin/unanswered/keyword')]")[0]
+    assert form.xpath(".//input[@name='keyword']/@value")[0] == "le van a poner pembro mañana"
+    response = client.post("/admin/unanswered/keyword", data={"locale": "es", "topic": "mab",
+                                                              "keyword": "pembro",
+                                                              "csrf_token": token(client, "/admin/unanswered")},
+                           follow_redirects=True)
+    draft = int(re.search(r"Draft revision #(\d+)", response.data.decode()).group(1))
+    client.post(f"/admin/revisions/{draft}/publish", data={"csrf_token": token(client, "/admin/upload")})
+    admin_app.extensions["catalog_watcher"].poll()
+    reply = admin_app.extensions["assistant"].reply("le van a poner pembro mañana")
+    assert (reply.topic, reply.locale) == ("mab", "es")

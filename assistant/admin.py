@@ -352,6 +352,7 @@ def upload():
     rows = history(db, 30)
     live = next((r.id for r in rows if not r.draft), None)
     return render_template("admin/upload.html", languages=languages, locale=locale, result=result, refused=refused,
+                           note=request.form.get("note", "") if refused else "",
                            history=rows, live=live, changes_of=_changes_of), 422 if refused else 200
 
 

@@ -4,6 +4,7 @@ SQLite database. Screenshots of each page go to docs/screenshots/ (the README li
 from __future__ import annotations
 
 import json
+import re
 import urllib.request
 
 import pytest
@@ -12,7 +13,7 @@ from assistant import create_app
 from assistant.accounts import create_user
 from assistant.db import get_session, upgrade
 
-from .conftest import CARE_TEAM, SHOTS, serve
+from .conftest import CARE_TEAM, ROOT, SHOTS, serve
 
 PASSWORD = "correct horse battery"
 DESKTOP = {"width": 1280, "height": 900}
@@ -24,11 +25,12 @@ def site(tmp_path_factory):
     app = create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{folder / 'a.db'}",
                       "SPOOL_PATH": str(folder / "spool.db"), "CARE_TEAM_PHONE": CARE_TEAM,
                       "ALERT_NUMBERS": "+16175550201", "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
-                      "SECRET_KEY": "b" * 40})
+                      "SECRET_KEY": "b" * 40, "CATALOG_POLL_SECONDS": 0.2})
     upgrade(app.config["DATABASE_URL"])
     with app.app_context():
         db = get_session()
         create_user(db, "cora@example.org", PASSWORD, "coordinator")
+        create_user(db, "ada@example.org", PASSWORD, "admin")
         db.commit()
     url, stop = serve(app)
     yield url
@@ -41,6 +43,18 @@ def text(site: str, number: str, body: str) -> dict:
                                      headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.load(response)
+
+
+def eventually(check, seconds: float = 20.0) -> bool:
+    """True once ``check()`` is: a published revision reaches the serving worker within its poll and build."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.3)
+    return False
 
 
 @pytest.fixture
@@ -107,8 +121,87 @@ def test_the_pages_pass_an_accessibility_check(page, site):
     from axe_playwright_python.sync_playwright import Axe
 
     text(site, "+16175550305", "my daughter has chills")
-    for path in ("/admin/", "/admin/escalations", "/admin/preview"):
+    for path in ("/admin/", "/admin/escalations", "/admin/preview", "/admin/catalog", "/admin/catalog/topic/fever",
+                 "/admin/upload", "/admin/unanswered"):
         page.goto(f"{site}{path}")
         violations = Axe().run(page).response["violations"]
         serious = [(v["id"], v["help"]) for v in violations if v["impact"] in ("serious", "critical")]
         assert serious == [], (path, serious)
+
+
+def test_upload_refused_with_its_line_then_fixed_published_previewed_and_restored(page, site, tmp_path):
+    good = (ROOT / "locales" / "es" / "LC_MESSAGES" / "messages.po").read_text("utf-8")
+    old = 'msgstr "Volverá a recibir mensajes.'
+    assert old in good
+    fixed = good.replace(old, 'msgstr "¡De vuelta! Volverá a recibir mensajes.', 1)
+    line = next(i for i, text in enumerate(fixed.splitlines(), 1) if text.startswith('msgstr "¡De vuelta!'))
+    broken = fixed.replace('msgstr "¡De vuelta! Volverá a recibir mensajes.', 'msgstr "¡De vuelta! \\q', 1)
+    (tmp_path / "broken.po").write_text(broken, "utf-8")
+    (tmp_path / "fixed.po").write_text(fixed, "utf-8")
+
+    page.get_by_role("link", name="Upload").click()
+    page.get_by_label("File").set_input_files(str(tmp_path / "broken.po"))
+    page.get_by_label("Language (needed for a .po)").select_option("es")
+    page.get_by_label("Note: what changed and why").fill("a warmer START")
+    page.get_by_role("button", name="Check and keep as a draft").click()
+    assert "Refused" in page.get_by_role("heading", level=2).first.inner_text()
+    problems = page.locator("ul.problems li.error").all_inner_texts()
+    assert any(f"messages.po:{line}" in p for p in problems), problems
+    page.screenshot(path=str(SHOTS / "admin-upload-refused.png"), full_page=True)
+
+    page.get_by_label("File").set_input_files(str(tmp_path / "fixed.po"))
+    page.get_by_label("Language (needed for a .po)").select_option("es")
+    page.get_by_role("button", name="Check and keep as a draft").click()
+    heading = page.get_by_role("heading", name=re.compile(r"Draft revision #\d+")).inner_text()
+    draft = heading.split("#")[1]
+    page.get_by_role("link", name=f"Preview draft #{draft}").click()
+    page.get_by_label("The caregiver's text").fill("START")
+    page.get_by_label("Their language").select_option("es")
+    page.get_by_role("button", name="Show the reply").click()
+    assert page.locator("p.bubble").inner_text().startswith("¡De vuelta!")
+
+    page.get_by_role("link", name="Upload").click()
+    page.get_by_role("button", name=f"Publish #{draft}").click()
+    assert "is live" in page.get_by_role("status").first.inner_text()
+    page.screenshot(path=str(SHOTS / "admin-upload-history.png"), full_page=True)
+
+    def live_start() -> str:
+        page.goto(f"{site}/admin/preview")
+        page.get_by_label("The caregiver's text").fill("START")
+        page.get_by_label("Their language").select_option("es")
+        page.get_by_role("button", name="Show the reply").click()
+        return page.locator("p.bubble").inner_text()
+
+    assert eventually(lambda: live_start().startswith("¡De vuelta!"))  # the worker's watcher picks it up
+    page.goto(f"{site}/admin/upload")
+    page.get_by_role("button", name=re.compile(r"Restore #\d+")).last.click()  # the oldest: the shipped files
+    assert eventually(lambda: live_start().startswith("Volverá a recibir mensajes"))
+
+
+def test_a_keyword_from_an_unanswered_text(page, site):
+    text(site, "+16175550306", "le van a poner pembro mañana")
+    page.get_by_role("link", name="Unanswered").click()
+    row = page.locator("tr", has_text="pembro")
+    page.screenshot(path=str(SHOTS / "admin-unanswered.png"), full_page=True)
+    row.get_by_label("Keyword").fill("pembro")
+    row.get_by_label("Topic").select_option("mab")
+    row.get_by_role("button", name="Add as a draft").click()
+    message = page.get_by_role("status").first.inner_text()
+    draft = re.search(r"Draft revision #(\d+)", message).group(1)
+    page.get_by_role("button", name=f"Publish #{draft}").click()
+    assert eventually(lambda: text(site, "+16175550307", "le van a poner pembro mañana")["topic"] == "mab")
+
+
+def test_screenshots_of_the_catalog_users_and_audit_pages(browser, site):
+    context = browser.new_context(viewport=DESKTOP)
+    page = context.new_page()
+    page.goto(f"{site}/admin/sign-in")
+    page.get_by_label("Email").fill("ada@example.org")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    for path, name in (("/admin/catalog", "admin-catalog"), ("/admin/catalog/topic/fever", "admin-catalog-topic"),
+                       ("/admin/users", "admin-users"), ("/admin/audit", "admin-audit")):
+        page.goto(f"{site}{path}")
+        assert page.get_by_role("heading", level=1).count() == 1
+        page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    context.close()

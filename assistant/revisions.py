@@ -259,7 +259,7 @@ class CatalogWatcher:
     def ensure_started(self) -> None:
         """Start the thread in this process (again after a fork: threads do not survive one). Cheap when it
         runs already: called before every request."""
-        if self._pid == os.getpid():
+        if self._pid == os.getpid() or self.poll_seconds <= 0:
             return
         with self._lock:
             if self._pid == os.getpid():
@@ -298,7 +298,8 @@ def init_app(app: Flask) -> None:
                                                 or os.environ.get("CATALOG_POLL_SECONDS") or POLL_SECONDS))
     app.extensions["catalog_watcher"] = watcher
     watcher.poll()
-    app.before_request(watcher.ensure_started)
+    if watcher.poll_seconds > 0:  # 0: no watching (bench/publish.py measures what watching costs)
+        app.before_request(watcher.ensure_started)
 
 
 def repository_content(app: Flask) -> Content:

@@ -30,7 +30,9 @@ Content = dict[str, bytes]  # "messages/topics.toml" -> bytes, "locales/es/LC_ME
 # Texts a caregiver must get in their own language whatever else is missing (issue 11): escalations,
 # fever advice, help, fallback, the opt-out and opt-in confirmations.
 SAFETY_CONTEXTS = ("text:escalation.emergency", "text:escalation.call_now", "text:triage.low_temperature",
-                   "text:triage.below_threshold", "text:help", "text:fallback", "text:stop", "text:start")
+                   "text:triage.below_threshold", "text:help", "text:fallback", "text:stop", "text:start",
+                   # on a call: what a caller hears first in an emergency, before a transfer, and when nobody answers
+                   "voice:escalation.emergency", "voice:escalation.call_now", "voice:no_answer", "voice:goodbye")
 # Words the carriers act on themselves (../shared/twilio.md): a keyword equal to one of them would opt a
 # parent out, back in, or get the carrier's help text instead of ours.
 CARRIER_WORDS = frozenset({"stop", "stopall", "unsubscribe", "cancel", "end", "quit", "revoke", "optout",
@@ -222,8 +224,9 @@ def _safety(catalog: Catalog, files: Mapping[str, PoFile], where: _Locator) -> l
         if locale == SOURCE_LOCALE or locale not in files or files[locale].errors:
             continue  # a missing or unreadable file is reported as such
         have = catalog.texts.get(locale, {})
+        known = {e.context for e in catalog.source.entries}
         for ctx in SAFETY_CONTEXTS:
-            if ctx.removeprefix("text:") in catalog.source.texts and ctx not in have:
+            if ctx in known and ctx not in have:
                 out.append(Problem(locale, where(locale, ctx), "safety text missing, empty or unusable: "
                                    "a caregiver would get it in English"))
     return out

@@ -117,7 +117,8 @@ def test_file_not_in_utf8_is_an_error_with_its_line(runner, tree):
 
 
 @pytest.mark.parametrize("context", ["text:escalation.call_now", "text:help", "text:fallback", "text:stop",
-                                     "text:start", "text:triage.low_temperature"])
+                                     "text:start", "text:triage.low_temperature", "voice:escalation.emergency",
+                                     "voice:no_answer"])
 def test_empty_safety_text_is_an_error(runner, tree, context):
     line = set_msgstr(po(tree), context, 'msgstr ""')
     result = run_check(runner, tree)

@@ -88,21 +88,33 @@ class Bar:
     total: int
 
 
-def daily_counts(days: int = DAYS) -> tuple[list[date], dict[date, dict[str, int]], dict[str, int]]:
-    """Texts per day and level over the last ``days`` days, and per language over the whole period."""
+SEVERITY = {"none": 0, "info": 1, "call_now": 2, "emergency": 3}
+
+
+def daily_counts(days: int = DAYS) -> tuple[list[date], dict[date, dict[str, int]], dict[str, int], dict[str, int]]:
+    """Per day and level over the last ``days`` days, per language, and per channel: each text once, and each
+    call once (its steps are rows of their own), at the most urgent level any of its steps reached."""
     db = get_session()
     start = (utcnow() - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
-    day = func.date(InboundMessage.received_at)
+    contacts: dict[str, tuple[date, str, str, str]] = {}  # id -> (day, level, locale, channel)
+    rows = db.execute(select(InboundMessage.received_at, InboundMessage.level, InboundMessage.locale,
+                             InboundMessage.channel, InboundMessage.message_sid)
+                      .where(InboundMessage.received_at >= start))
+    for at, level, locale, channel, sid in rows:
+        key = sid.split(":", 1)[0] if channel == "voice" else sid
+        seen = contacts.get(key)
+        if seen is None or SEVERITY.get(level, 0) > SEVERITY.get(seen[1], 0):
+            contacts[key] = (seen[0] if seen else at.date(), level, locale, channel)
     per_day: dict[date, dict[str, int]] = {}
-    for d, level, n in db.execute(select(day, InboundMessage.level, func.count())
-                                  .where(InboundMessage.received_at >= start).group_by(day, InboundMessage.level)):
-        d = d if isinstance(d, date) else date.fromisoformat(str(d))
-        per_day.setdefault(d, {})[level] = n
-    per_language = dict(db.execute(select(InboundMessage.locale, func.count())
-                                   .where(InboundMessage.received_at >= start)
-                                   .group_by(InboundMessage.locale)).all())
+    per_language: dict[str, int] = {}
+    per_channel: dict[str, int] = {"sms": 0, "voice": 0}
+    for d, level, locale, channel in contacts.values():
+        per_day.setdefault(d, {})
+        per_day[d][level] = per_day[d].get(level, 0) + 1
+        per_language[locale] = per_language.get(locale, 0) + 1
+        per_channel[channel] = per_channel.get(channel, 0) + 1
     dates = [start.date() + timedelta(days=i) for i in range(days)]
-    return dates, per_day, per_language
+    return dates, per_day, per_language, per_channel
 
 
 def chart(dates: list[date], per_day: dict[date, dict[str, int]], height: float = 160.0,
@@ -127,7 +139,7 @@ def chart(dates: list[date], per_day: dict[date, dict[str, int]], height: float 
 @requires("view")
 def overview():
     db = get_session()
-    dates, per_day, per_language = daily_counts()
+    dates, per_day, per_language, per_channel = daily_counts()
     bars, top = chart(dates, per_day)
     open_escalations = db.scalar(
         select(func.count()).select_from(Escalation)
@@ -138,6 +150,7 @@ def overview():
     return render_template("admin/overview.html", bars=bars, top=top, dates=dates, totals=totals,
                            languages=languages, most=max(per_language.values() or [1]),
                            open_escalations=open_escalations, colours=LEVEL_COLOURS, days=DAYS,
+                           per_channel=per_channel,
                            live=_live_revision())
 
 

@@ -384,3 +384,21 @@ def test_a_keyword_from_an_unanswered_text_becomes_a_draft_then_an_answer(admin_
     admin_app.extensions["catalog_watcher"].poll()
     reply = admin_app.extensions["assistant"].reply("le van a poner pembro mañana")
     assert (reply.topic, reply.locale) == ("mab", "es")
+
+
+def test_a_call_counts_once_at_its_most_urgent_level(admin_app):
+    client = signed_in(admin_app, "coordinator")
+    caller = {"From": "+16175550222", "CallSid": "CA" + "1" * 32}
+    steps = client.post("/simulator/voice", json={"path": "/voice", **caller}).json["steps"]
+    action = next(s for s in steps if s["kind"] == "gather")["action"]
+    steps = client.post("/simulator/voice", json={"path": action, "Digits": "1", **caller}).json["steps"]
+    action = next(s for s in steps if s["kind"] == "gather")["action"]
+    steps = client.post("/simulator/voice", json={"path": action, "SpeechResult": "my son has a fever", **caller}).json
+    assert any(s["kind"] == "dial" for s in steps["steps"])
+    text_sms(client, "MENU")
+    admin_app.extensions["recorder"].flush()
+    doc = html.fromstring(client.get("/admin/").data)
+    cards = " ".join(doc.xpath("//p[@class='cards']//text()")).split()
+    assert " ".join(cards).count("1 texts and 1 calls") == 1, cards
+    legend = " ".join(doc.xpath("//figcaption//text()"))
+    assert "Call now: 1" in legend and "Other reply: 1" in legend  # the call's steps are one call, at call_now

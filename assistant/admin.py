@@ -231,8 +231,6 @@ def add_keyword():
     locale, topic, keyword = (request.form.get(k, "") for k in ("locale", "topic", "keyword"))
     try:
         done = add(db, current_app._get_current_object(), locale, topic, keyword, by=viewer.email)
-        accounts.audit(db, viewer.email, "catalog.keyword", f"{locale} {topic}", f"draft revision #{done.id}")
-        db.commit()
         flash(f"Draft revision #{done.id}: {keyword!r} added to {topic} in {language_label(locale)}. Preview it, "
               "then publish it below.")
         return redirect(url_for("admin.upload"))
@@ -314,9 +312,6 @@ def catalog_review():
     db = get_session()
     try:
         done = review(db, current_app._get_current_object(), locale, [key], by=viewer.email)
-        accounts.audit(db, viewer.email, "catalog.review", f"{locale} {key}",
-                       f"revision #{done.id}" if done else "already reviewed")
-        db.commit()
         flash(f"{key} in {language_label(locale)} marked reviewed" + (f" (revision #{done.id})." if done else "."))
     except Refused as exc:
         db.rollback()
@@ -356,9 +351,6 @@ def upload():
                     flash(f"{name}: nothing changed.")
             else:
                 raise Refused(f"{name}: give a .po, .xlsx or .csv file")
-            if result is not None:
-                accounts.audit(db, viewer.email, "catalog.upload", name, f"draft revision #{result.id}")
-                db.commit()
         except Refused as exc:
             db.rollback()
             refused = exc
@@ -401,9 +393,6 @@ def _revision_action(number: int, action: str):
             done = publish_draft(db, app, number, by=viewer.email, note=note)
         else:
             done = rollback(db, app, number, by=viewer.email, note=note)
-        accounts.audit(db, viewer.email, f"catalog.{action}", f"revision #{done.id}",
-                       (f"draft #{number}" if action == "publish" else f"content of #{number}") + f": {done.summary}")
-        db.commit()
         flash(f"Revision #{done.id} is live ({done.summary}); every worker answers from it within about "
               f"{POLL_SECONDS:.0f} seconds.")
     except Refused as exc:

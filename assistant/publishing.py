@@ -68,6 +68,14 @@ class Stored:
         return self.published.unreviewed_again
 
 
+def _audit(session: Session, by: str, action: str, target: str, detail: str) -> None:
+    """The audit log's line for what was just stored (the command line's and the web page's alike)."""
+    from .accounts import audit
+
+    audit(session, by.strip(), action, target, detail)
+    session.commit()
+
+
 def _store(session: Session, app: Flask, content: Content, report: Report, *, by: str, note: str, kind: str,
            draft: bool = False) -> Published:
     if report.errors:
@@ -83,7 +91,9 @@ def _store(session: Session, app: Flask, content: Content, report: Report, *, by
 def publish(session: Session, app: Flask, content: Content, *, by: str, note: str) -> Stored:
     """Make ``content`` live, if it passes the check."""
     report = check_content(content)
-    return Stored(_store(session, app, content, report, by=by, note=note, kind="publish"), report)
+    done = Stored(_store(session, app, content, report, by=by, note=note, kind="publish"), report)
+    _audit(session, by, "catalog.publish", f"revision #{done.id}", done.summary)
+    return done
 
 
 def publish_draft(session: Session, app: Flask, number: int, *, by: str, note: str) -> Stored:
@@ -92,7 +102,9 @@ def publish_draft(session: Session, app: Flask, number: int, *, by: str, note: s
         raise Refused(f"there is no draft revision #{number}")
     content = unpack(row.content)
     report = check_content(content)
-    return Stored(_store(session, app, content, report, by=by, note=note or row.note, kind="publish"), report)
+    done = Stored(_store(session, app, content, report, by=by, note=note or row.note, kind="publish"), report)
+    _audit(session, by, "catalog.publish", f"revision #{done.id}", f"draft #{number}: {done.summary}")
+    return done
 
 
 def rollback(session: Session, app: Flask, number: int, *, by: str, note: str = "") -> Stored:
@@ -105,8 +117,10 @@ def rollback(session: Session, app: Flask, number: int, *, by: str, note: str = 
     if report.errors:
         raise Refused(f"refused: revision #{number} does not pass today's checks", [str(p) for p in report.problems],
                       report)
-    return Stored(_store(session, app, content, report, by=by, note=note or f"rollback to #{number}",
+    done = Stored(_store(session, app, content, report, by=by, note=note or f"rollback to #{number}",
                          kind="rollback"), report)
+    _audit(session, by, "catalog.rollback", f"revision #{done.id}", f"content of #{number}: {done.summary}")
+    return done
 
 
 def _describe(c: Change) -> str:
@@ -148,7 +162,9 @@ def import_sheet(session: Session, app: Flask, data: bytes, name: str, locale: s
         raise Refused(f"refused: {len(report.errors)} error(s); nothing was stored", problems, report)
     done = _store(session, app, imported.content, report, by=by, note=note or f"import of {name}", kind="import",
                   draft=True)
-    return Stored(done, report, lines + problems, len(imported.changes), imported.locale)
+    stored = Stored(done, report, lines + problems, len(imported.changes), imported.locale)
+    _audit(session, by, "catalog.import", name[:100], f"draft revision #{stored.id}: {stored.summary}")
+    return stored
 
 
 def import_po(session: Session, app: Flask, data: bytes, locale: str, *, by: str, note: str = "") -> Stored:
@@ -163,8 +179,10 @@ def import_po(session: Session, app: Flask, data: bytes, locale: str, *, by: str
     if report.errors:
         raise Refused(f"refused: {len(report.errors)} error(s); nothing was stored",
                       [str(p) for p in report.problems if p.locale == locale or p.severity == "error"], report)
-    return Stored(_store(session, app, new, report, by=by, note=note or f"upload of {locale}'s catalog",
+    done = Stored(_store(session, app, new, report, by=by, note=note or f"upload of {locale}'s catalog",
                          kind="import", draft=True), report)
+    _audit(session, by, "catalog.import", f"{locale} .po", f"draft revision #{done.id}: {done.summary}")
+    return done
 
 
 def review(session: Session, app: Flask, locale: str, keys: Iterable[str], *, by: str) -> Stored | None:
@@ -190,13 +208,15 @@ def review(session: Session, app: Flask, locale: str, keys: Iterable[str], *, by
         if e.fuzzy:
             edits.append((e, key, e.msgstr, True))
     if not edits:
-        session.commit()
+        _audit(session, by, "catalog.review", f"{locale} {', '.join(keys)}"[:255], "already reviewed; recorded")
         return None
     new = dict(content)
     new[po_path(locale)] = edit_po(data.decode("utf-8"), edits, {}).encode("utf-8")
     report = check_content(new)
-    return Stored(_store(session, app, new, report, by=by, note=f"reviewed {locale}: {', '.join(keys)}"[:500],
+    done = Stored(_store(session, app, new, report, by=by, note=f"reviewed {locale}: {', '.join(keys)}"[:500],
                          kind="review"), report)
+    _audit(session, by, "catalog.review", f"{locale} {', '.join(keys)}"[:255], f"revision #{done.id}")
+    return done
 
 
 def add_keyword(session: Session, app: Flask, locale: str, topic: str, keyword: str, *, by: str) -> Stored:
@@ -228,5 +248,7 @@ def add_keyword(session: Session, app: Flask, locale: str, topic: str, keyword: 
     new = dict(content)
     new[po_path(locale)] = edit_po(data.decode("utf-8"), [(old_entry, key, new_value, False)], entries).encode("utf-8")
     report = check_content(new)
-    return Stored(_store(session, app, new, report, by=by, note=f"keyword {keyword!r} for {topic} in {locale}",
+    done = Stored(_store(session, app, new, report, by=by, note=f"keyword {keyword!r} for {topic} in {locale}",
                          kind="import", draft=True), report)
+    _audit(session, by, "catalog.keyword", f"{locale} {topic}", f"draft revision #{done.id}: {keyword!r}")
+    return done

@@ -355,7 +355,7 @@ def test_upload_a_broken_catalog_is_refused_with_its_line_then_publish_and_resto
     with admin_app.app_context():
         actions = get_session().scalars(select(AuditEntry.action).order_by(AuditEntry.id)).all()
         catalog_actions = [a for a in actions if a.startswith("catalog")]
-        assert catalog_actions == ["catalog.upload", "catalog.publish", "catalog.rollback"]
+        assert catalog_actions == ["catalog.import", "catalog.publish", "catalog.rollback"]
 
 
 def test_upload_refuses_what_is_not_a_catalog(admin_app):
@@ -402,3 +402,14 @@ def test_a_call_counts_once_at_its_most_urgent_level(admin_app):
     assert " ".join(cards).count("1 texts and 1 calls") == 1, cards
     legend = " ".join(doc.xpath("//figcaption//text()"))
     assert "Call now: 1" in legend and "Other reply: 1" in legend  # the call's steps are one call, at call_now
+
+
+def test_the_command_line_is_audited_like_the_page(admin_app):
+    result = admin_app.test_cli_runner().invoke(args=["catalog", "review", "es", "topic:chills:title",
+                                                      "--by", "Dr. Ortiz"])
+    assert result.exit_code == 0, result.output
+    with admin_app.app_context():
+        entry = get_session().scalar(select(AuditEntry).where(AuditEntry.action == "catalog.review"))
+        assert (entry.actor, entry.target) == ("Dr. Ortiz", "es topic:chills:title")
+    client = signed_in(admin_app, "admin")
+    assert "Dr. Ortiz" in client.get("/admin/audit").data.decode()

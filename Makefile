@@ -39,6 +39,7 @@ catalogs: install  ## after editing messages/*.toml: refresh the .pot and every 
 check: install  ## what a coordinator must fix before publishing catalog changes
 	$(BIN)/assistant catalog check
 
-bench: install  ## classification speed (against rapidfuzz WRatio and difflib) and webhook load
+bench: install  ## classification speed (against rapidfuzz WRatio and difflib), SMS and voice webhook load, publishing
 	$(BIN)/python bench/classify.py
 	$(BIN)/python bench/load.py
+	$(BIN)/python bench/publish.py

@@ -243,7 +243,7 @@ def add_keyword():
 # -- catalog: coverage, review, upload, publish, history ---------------------------------------------------
 
 _REPORTS: dict[str, Any] = {}  # the check of a content, by its digest: building one takes a second or two
-_DRAFTS: dict[int, Any] = {}  # the assistant of a draft revision, for previews
+_DRAFTS: dict[tuple[str, Any], Any] = {}  # the assistant of a draft revision's content, for previews
 
 
 def _live_content() -> tuple[int | None, dict[str, bytes]]:
@@ -454,19 +454,21 @@ def _draft_assistant(number: str):
 
     if not number.isdigit():
         return None
-    n = int(number)
-    if n not in _DRAFTS:
-        row = get(get_session(), n)
-        if row is None:
-            return None
+    row = get(get_session(), int(number))
+    if row is None:
+        return None
+    # By content, not number: revision #2 of one database is not #2 of another (tests run several apps).
+    settings = current_app.extensions["assistant"].settings
+    key = (row.digest, settings)
+    if key not in _DRAFTS:
         try:
-            catalog = build_revision(unpack(row.content), current_app.config["SETTINGS"].serve_unreviewed)
+            catalog = build_revision(unpack(row.content), settings.serve_unreviewed)
         except PublishError:
             return None
         if len(_DRAFTS) > 3:
             _DRAFTS.pop(next(iter(_DRAFTS)))
-        _DRAFTS[n] = Assistant(CatalogStore(catalog), current_app.extensions["assistant"].settings)
-    return _DRAFTS[n]
+        _DRAFTS[key] = Assistant(CatalogStore(catalog), settings)
+    return _DRAFTS[key]
 
 
 # -- users and audit --------------------------------------------------------------------------------------

@@ -185,6 +185,17 @@ def import_po(session: Session, app: Flask, data: bytes, locale: str, *, by: str
     return done
 
 
+def _language_file(content: Content, locale: str):
+    """``locale``'s .po in ``content``, as bytes and parsed; refused when missing or unreadable."""
+    data = content.get(po_path(locale))
+    if data is None:
+        raise Refused(f"there is no language {locale!r}")
+    parsed = parse_po(data)
+    if parsed.errors:
+        raise Refused(f"{po_path(locale)} does not read; run `assistant catalog check`")
+    return data, parsed
+
+
 def review(session: Session, app: Flask, locale: str, keys: Iterable[str], *, by: str) -> Stored | None:
     """Mark ``keys`` of ``locale`` reviewed by ``by`` for their exact wording, as a new live revision (None: they
     were reviewed already; the record is kept)."""
@@ -192,12 +203,7 @@ def review(session: Session, app: Flask, locale: str, keys: Iterable[str], *, by
     if not by.strip():
         raise Refused("say who reviewed")
     _rev, content = live_content(session, repository_content(app))
-    data = content.get(po_path(locale))
-    if data is None:
-        raise Refused(f"no catalog for language {locale!r}")
-    parsed = parse_po(data)
-    if parsed.errors:
-        raise Refused(f"{po_path(locale)} does not read; run `assistant catalog check`")
+    data, parsed = _language_file(content, locale)
     entries = parsed.by_context()
     edits = []
     for key in keys:
@@ -233,12 +239,7 @@ def add_keyword(session: Session, app: Flask, locale: str, topic: str, keyword: 
         raise Refused(f"there is no topic {topic!r}")
     if locale == "en":
         raise Refused("English keywords live in messages/topics.toml: edit it and publish the folder")
-    data = content.get(po_path(locale))
-    if data is None:
-        raise Refused(f"there is no language {locale!r}")
-    parsed = parse_po(data)
-    if parsed.errors:
-        raise Refused(f"{po_path(locale)} does not read; run `assistant catalog check`")
+    data, parsed = _language_file(content, locale)
     old_entry = parsed.by_context().get(key)
     old = old_entry.msgstr if old_entry is not None else ""
     if keyword.casefold() in {w.casefold() for w in split_list(old)}:

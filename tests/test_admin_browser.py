@@ -57,15 +57,21 @@ def eventually(check, seconds: float = 20.0) -> bool:
     return False
 
 
-@pytest.fixture
-def page(browser, site):
+def signed_in_page(browser, site: str, email: str):
+    """A desktop-size page signed in as ``email`` through the sign-in form."""
     context = browser.new_context(viewport=DESKTOP)
     page = context.new_page()
     page.goto(f"{site}/admin/")
-    page.get_by_label("Email").fill("cora@example.org")
+    page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(f"{site}/admin/")
+    return context, page
+
+
+@pytest.fixture
+def page(browser, site):
+    context, page = signed_in_page(browser, site, "cora@example.org")
     yield page
     context.close()
 
@@ -193,12 +199,7 @@ def test_a_keyword_from_an_unanswered_text(page, site):
 
 
 def test_screenshots_of_the_catalog_users_and_audit_pages(browser, site):
-    context = browser.new_context(viewport=DESKTOP)
-    page = context.new_page()
-    page.goto(f"{site}/admin/sign-in")
-    page.get_by_label("Email").fill("ada@example.org")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    context, page = signed_in_page(browser, site, "ada@example.org")
     for path, name in (("/admin/catalog", "admin-catalog"), ("/admin/catalog/topic/fever", "admin-catalog-topic"),
                        ("/admin/users", "admin-users"), ("/admin/audit", "admin-audit")):
         page.goto(f"{site}{path}")

@@ -15,6 +15,7 @@ from typing import Any
 from flask import Blueprint, Flask, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from . import accounts
 from .accounts import AccountError, current_viewer, requires
@@ -201,8 +202,13 @@ def acknowledge(escalation_id: int):
         db.add(Acknowledgement(escalation_id=escalation_id, by=viewer.email, note=note))
         accounts.audit(db, viewer.email, "escalation.acknowledge", f"escalation #{escalation_id}",
                        "with a note" if note else "")
-        db.commit()
-        flash(f"Escalation #{escalation_id} acknowledged.")
+        try:
+            db.commit()
+            flash(f"Escalation #{escalation_id} acknowledged.")
+        except IntegrityError:  # a colleague acknowledged it a moment before: theirs stands
+            db.rollback()
+            ack = db.get(Acknowledgement, escalation_id)
+            flash(f"Escalation #{escalation_id} was acknowledged by {ack.by if ack else 'someone else'} already.")
     return redirect(url_for("admin.escalations", state=request.args.get("state", "open")))
 
 

@@ -220,11 +220,11 @@ class _Locator:
 
 def _safety(catalog: Catalog, files: Mapping[str, PoFile], where: _Locator) -> list[Problem]:
     out = []
+    known = {e.context for e in catalog.source.entries}
     for locale in catalog.languages:
         if locale == SOURCE_LOCALE or locale not in files or files[locale].errors:
             continue  # a missing or unreadable file is reported as such
         have = catalog.texts.get(locale, {})
-        known = {e.context for e in catalog.source.entries}
         for ctx in SAFETY_CONTEXTS:
             if ctx in known and ctx not in have:
                 out.append(Problem(locale, where(locale, ctx), "safety text missing, empty or unusable: "

@@ -40,6 +40,12 @@ bp = Blueprint("simulator", __name__)
 
 DEMO_PHONE = "+15550100123"  # 555-01xx numbers are reserved for fiction
 _PHONE = re.compile(r"\+?[0-9 ()-]{3,40}")
+PHONE_ERROR = "The caregiver's phone number must be digits, like +1 555 010 0123."
+
+
+def valid_phone(phone: str) -> bool:
+    """A number the simulator's text and call modes accept as the caregiver's."""
+    return bool(_PHONE.fullmatch(phone))
 HISTORY_ITEMS, HISTORY_BYTES = 40, 32_000  # what a page without JavaScript carries of the conversation
 TRY = ["MENU", "FEVER", "fiebre", "my son has a temp of 38,5", "عنده حمى", "MAB", "LANG", "STOP", "START"]
 
@@ -190,7 +196,7 @@ def _page(phone: str, history: list[dict[str, Any]], error: str = "", status: in
 def page():
     _on()
     phone = request.args.get("from", DEMO_PHONE)
-    return _page(phone if _PHONE.fullmatch(phone) else DEMO_PHONE, [])
+    return _page(phone if valid_phone(phone) else DEMO_PHONE, [])
 
 
 @bp.post("/simulator/send")
@@ -203,8 +209,8 @@ def send():
     phone = str(data.get("from") or DEMO_PHONE)[:40].strip()
     text = str(data.get("try") or data.get("text") or "")  # "try": one of the first screen's examples
     history = [] if as_json else _history(request.form.get("history"))
-    if not _PHONE.fullmatch(phone):
-        error = "The caregiver's phone number must be digits, like +1 555 010 0123."
+    if not valid_phone(phone):
+        error = PHONE_ERROR
         if as_json:
             return jsonify({"error": error}), 400
         return _page(DEMO_PHONE, history, error, 400)
@@ -225,8 +231,8 @@ def reset():
     _on()
     data = request.get_json(silent=True) if request.is_json else request.form
     phone = str((data or {}).get("from") or DEMO_PHONE)[:40].strip()
-    if not _PHONE.fullmatch(phone):
-        return jsonify({"error": "The caregiver's phone number must be digits, like +1 555 010 0123."}), 400
+    if not valid_phone(phone):
+        return jsonify({"error": PHONE_ERROR}), 400
     try:
         forgotten = current_app.extensions["recorder"].forget(inbox.clean(phone, inbox.PHONE_MAX))
     except Exception:

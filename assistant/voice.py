@@ -706,8 +706,10 @@ def simulator_voice():
     if path not in STEPS:
         return jsonify({"error": f"path must be one of {', '.join(STEPS)}"}), 400
     phone = str(data.get("From") or "+15550100000")[:40]
-    if not re.fullmatch(r"\+?[0-9 ()-]{3,40}", phone):
-        return jsonify({"error": "From must be a phone number"}), 400
+    from .simulator import PHONE_ERROR, valid_phone
+
+    if not valid_phone(phone):
+        return jsonify({"error": PHONE_ERROR}), 400
     form = {"CallSid": str(data.get("CallSid") or f"SIMCA{uuid.uuid4().hex}")[:64], "From": phone,
             "To": "+15550100001", "CallStatus": "in-progress", "Direction": "inbound"}
     for name in ("Digits", "SpeechResult", "DialCallStatus"):

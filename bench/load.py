@@ -174,14 +174,15 @@ def prepare(database: str, tmp: Path) -> str | None:
     return url
 
 
-def serve(url: str, port: int, log: Path) -> subprocess.Popen:
+def serve(url: str, port: int, log: Path, extra: dict[str, str] | None = None, tries: int = 100) -> subprocess.Popen:
+    """gunicorn as the Procfile runs it, on ``port``, with the bench's settings (and ``extra``)."""
     env = {**os.environ, "DATABASE_URL": url, "TWILIO_AUTH_TOKEN": TOKEN, "PUBLIC_BASE_URL": PUBLIC,
            "CARE_TEAM_PHONE": "+1 617-555-0142", "ALERT_NUMBERS": "+16175550001",
-           "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "INFO")}
+           "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "INFO"), **(extra or {})}
     cmd = [sys.executable, "-m", "gunicorn", "--workers", WORKERS, "--threads", THREADS, "--bind", f"127.0.0.1:{port}",
            "--pythonpath", str(ROOT / "bench"), "--chdir", str(ROOT), "bare_app:app"]
     proc = subprocess.Popen(cmd, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
-    for _ in range(100):
+    for _ in range(tries):
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                 return proc

@@ -24,7 +24,6 @@ import json
 import multiprocessing as mp
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,26 +36,16 @@ from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from load import PUBLIC, ROOT, THREADS, TOKEN, WORKERS, drive, free_port, prepare
+from load import serve as serve_gunicorn
 
 # A letter, not a number, marks each publish: a digit in a safety text is refused by the checks.
 NEW = "NUEVA AYUDA {n}: escriba FIEBRE o MENU. Emergencia: {{emergency}}. Equipo: {{care_team}}."
 
 
 def serve(url: str, port: int, log: Path, poll: str) -> subprocess.Popen:
-    env = {**os.environ, "DATABASE_URL": url, "TWILIO_AUTH_TOKEN": TOKEN, "PUBLIC_BASE_URL": PUBLIC,
-           "CARE_TEAM_PHONE": "+1 617-555-0142", "ALERT_NUMBERS": "+16175550001", "LOG_LEVEL": "INFO",
-           "CATALOG_POLL_SECONDS": poll, "SPOOL_PATH": str(log.with_suffix(".spool"))}
-    cmd = [sys.executable, "-m", "gunicorn", "--workers", WORKERS, "--threads", THREADS, "--bind", f"127.0.0.1:{port}",
-           "--pythonpath", str(ROOT / "bench"), "--chdir", str(ROOT), "bare_app:app"]
-    proc = subprocess.Popen(cmd, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
-    for _ in range(200):
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return proc
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError(f"gunicorn did not start; see {log}")
+    """gunicorn as in bench/load.py, following revisions every ``poll`` seconds ("0": not at all)."""
+    return serve_gunicorn(url, port, log, {"LOG_LEVEL": "INFO", "CATALOG_POLL_SECONDS": poll,
+                                           "SPOOL_PATH": str(log.with_suffix(".spool"))}, tries=200)
 
 
 def ask(port: int, body: str) -> str:

@@ -413,3 +413,36 @@ def test_the_command_line_is_audited_like_the_page(admin_app):
         assert (entry.actor, entry.target) == ("Dr. Ortiz", "es topic:chills:title")
     client = signed_in(admin_app, "admin")
     assert "Dr. Ortiz" in client.get("/admin/audit").data.decode()
+
+
+def test_two_coordinators_acknowledging_at_once_keep_the_first(admin_app, monkeypatch):
+    text_sms(admin_app.test_client(), "my son has a fever", sender="+16175550231")
+    escalation_id = _first_escalation(admin_app)
+    first, second = signed_in(admin_app, "coordinator"), signed_in(admin_app, "admin")
+    csrf = token(second, "/admin/escalations")
+    assert first.post(f"/admin/escalations/{escalation_id}/acknowledge",
+                      data={"note": "called", "csrf_token": token(first, "/admin/escalations")}).status_code == 302
+    # The second read "not acknowledged yet" just before the first committed (the race): its insert is refused.
+    from sqlalchemy.orm import Session
+
+    real_get = Session.get
+    monkeypatch.setattr(Session, "get", lambda self, cls, key, *a, **k: None if cls is Acknowledgement
+                        and not getattr(self, "_raced", False) and not setattr(self, "_raced", True)
+                        else real_get(self, cls, key, *a, **k))
+    response = second.post(f"/admin/escalations/{escalation_id}/acknowledge",
+                           data={"note": "me too", "csrf_token": csrf}, follow_redirects=True)
+    assert response.status_code == 200 and b"was acknowledged by cora@example.org already" in response.data
+    monkeypatch.undo()
+    with admin_app.app_context():
+        ack = get_session().get(Acknowledgement, escalation_id)
+        assert (ack.by, ack.note) == ("cora@example.org", "called")
+
+
+def test_sign_in_limits_hold_when_redis_is_down(admin_app):
+    from assistant.accounts import Throttle
+
+    admin_app.extensions["throttle"] = Throttle("redis://127.0.0.1:1/0")  # nothing listens there
+    client = admin_app.test_client()
+    for _ in range(MAX_FAILURES_ACCOUNT):
+        assert sign_in(client, "cora@example.org", "not the password").status_code == 401
+    assert sign_in(client, "cora@example.org").status_code == 429  # counted in the database instead

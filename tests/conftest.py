@@ -173,6 +173,28 @@ def text_sms(client, body: str, **kwargs):
     return post_signed(client, "/sms", twilio_form(body, **kwargs))
 
 
+# Attributes every LogRecord has that only say when and where; a clock reading such as
+# created=1796188739.74 must not pass for a logged temperature of "39.7".
+_RECORD_CLOCK = {"created", "msecs", "relativeCreated", "thread", "threadName", "process", "processName",
+                 "taskName", "lineno", "pathname", "filename", "module", "funcName", "name", "levelno"}
+
+
+def logged_text(records) -> str:
+    """Everything the log handlers could write, as the JSON lines and the records' own fields, minus the clock."""
+    import json as _json
+
+    from assistant.logs import JsonFormatter
+
+    parts = []
+    for record in records:
+        line = _json.loads(JsonFormatter().format(record))
+        line.pop("ts", None)
+        parts.append(str(line))
+        parts.append(record.getMessage())
+        parts.append(str({k: v for k, v in vars(record).items() if k not in _RECORD_CLOCK}))
+    return " ".join(parts)
+
+
 # -- browser tests (Playwright driving Debian's Chromium) ---------------------------------------------------
 
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"

@@ -7,7 +7,7 @@ import logging
 
 from assistant.logs import JsonFormatter
 
-from .conftest import CAREGIVER, post_signed
+from .conftest import CAREGIVER, logged_text, post_signed
 
 
 def line(message: str, *args) -> dict:
@@ -35,7 +35,7 @@ def test_a_calls_speech_is_never_logged(sms_client, caplog):
     response = post_signed(sms_client, "/voice/answer?lang=en&n=2&try=0", {**call, "SpeechResult": words})
     assert b"<Dial" in response.data
     lines = [JsonFormatter().format(r) for r in caplog.records]
-    logged = " ".join(lines) + " ".join(str(vars(r)) for r in caplog.records)
+    logged = logged_text(caplog.records)
     assert "Anastasia" not in logged and "39.7" not in logged
     assert "6175550123" not in logged and "555-0123" not in logged
     assert any(json.loads(line).get("event") == "voice" for line in lines)

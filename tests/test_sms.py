@@ -16,6 +16,7 @@ from .conftest import (
     CARE_TEAM,
     CAREGIVER,
     PUBLIC_URL,
+    logged_text,
     post_signed,
     text_sms,
     twilio_form,
@@ -310,7 +311,7 @@ def test_any_other_failure_still_answers_with_the_number(sms_app, sms_client, mo
 def test_logs_mask_numbers_and_never_hold_the_text(sms_client, caplog):
     caplog.set_level(logging.DEBUG)
     messages(text_sms(sms_client, "my daughter Anastasia has a fever of 39.7"))
-    logged = " ".join(f"{r.getMessage()} {vars(r)}" for r in caplog.records)
+    logged = logged_text(caplog.records)
     assert "Anastasia" not in logged and "39.7" not in logged
     assert CAREGIVER not in logged and "6175550123" not in logged
     assert any(getattr(r, "event", None) == "escalation" for r in caplog.records)

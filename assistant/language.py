@@ -134,8 +134,22 @@ def choose(text: str, hits: Sequence[Hit], languages: Sequence[str], preference:
             best = max(votes.values())
     ranked = sorted((loc for loc in votes if loc in order), key=lambda loc: (-votes[loc], loc != default, order[loc]))
     first = ranked[0]
-    close = [loc for loc in ranked[1:] if best - votes[loc] < UNSURE_MARGIN]
+    close = [loc for loc in ranked[1:] if best - votes[loc] < UNSURE_MARGIN
+             and not _only_borrowed(loc, first, covered, toks, vocabulary)]
     return LanguageChoice(first, len(tied) == 1 and strong, close[0] if close else None)
+
+
+def _only_borrowed(loc: str, first: str, covered: Mapping[str, set[int]], toks: Sequence[str],
+                   vocabulary: Vocabulary | None) -> bool:
+    """Whether every word ``loc`` matched is a word ``first`` lends it: "fever" is in the Spanish and
+    Tagalog lists because their speakers write it, but a lone "FEVER" is English, not a text that fits
+    both ("hemorragia", a word of Spanish and Portuguese alike, does). English words are borrowed by
+    every language; another language's word is borrowed only when it is not a word of ``loc`` too."""
+    positions = covered.get(loc)
+    if vocabulary is None or not positions or any(p >= len(toks) for p in positions):
+        return False
+    return all(first in (langs := vocabulary.languages(toks[p])) and (first == "en" or loc not in langs)
+               for p in positions)
 
 
 @lru_cache(maxsize=8)

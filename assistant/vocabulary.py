@@ -33,6 +33,10 @@ EVERYDAY_ZIPF = 4.0  # ten times that: "common" when the text's language is unkn
 # abbreviation, and a lone "fevr" is a misspelled fever; "sinabi" is an everyday Tagalog verb)
 CLOSE = 1.5  # a language whose frequency is this close to the best one shares the word
 NEUTRAL_SHARE = 6  # a word common in this many of our languages says nothing about the language
+# Languages not written in Latin letters: wordfreq's lists for them also hold the Latin-letter strings of
+# web pages ("img", "http"), which are no sign of the language (a lone "img" was answered in Russian).
+# Their romanized words come from the catalog's own lists instead.
+OTHER_SCRIPTS = {"zh_Hans", "ko", "ru", "ar"}
 
 
 @lru_cache(maxsize=4)
@@ -54,6 +58,8 @@ def frequency_table(locales: tuple[str, ...]) -> Mapping[str, Mapping[str, float
             if zipf < COMMON_ZIPF:
                 continue
             for key in fold(word).split():
+                if locale in OTHER_SCRIPTS and key.isascii():
+                    continue
                 scores = out.setdefault(key, {})
                 if scores.get(locale, 0.0) < zipf:
                     scores[locale] = zipf

@@ -164,3 +164,20 @@ def test_a_thank_you_gets_a_warm_answer_with_the_number(assistant, text, locale)
                                   "ok thanks but she can't breathe"])
 def test_a_thank_you_with_a_symptom_is_triaged(assistant, text):
     assert assistant.reply(text).level in ("call_now", "emergency")
+
+
+@pytest.mark.parametrize("text", ["FEVER", "fever", "Chills", "bleeding"])
+def test_an_english_word_other_lists_borrow_is_answered_in_english_alone(assistant, shipped_catalog, text):
+    # "fever" is in the Spanish and Tagalog lists because their speakers write it; a lone English word from
+    # a new number is still English, not a text that fits two languages (the README's first example).
+    reply = assistant.reply(text)
+    assert reply.locale == "en" and reply.level == "call_now"
+    for other in ("es", "tl"):
+        header = shipped_catalog.text(other, "text:escalation.call_now").format(care_team=CARE_TEAM)
+        assert header not in reply.text
+
+
+@pytest.mark.parametrize("text", ["img", "http", "www"])
+def test_latin_letters_of_web_pages_are_no_sign_of_russian_or_arabic(assistant, text):
+    # wordfreq's Russian, Arabic, Korean and Chinese lists hold Latin-letter strings from web pages.
+    assert assistant.reply(text).locale == "en"

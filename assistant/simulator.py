@@ -28,6 +28,7 @@ from sqlalchemy import select
 
 from . import inbox
 from .alerts import alert_numbers
+from .catalog import language_name
 from .config import PLACEHOLDER_CARE_TEAM
 from .db import get_session
 from .direction import html_lang, text_direction
@@ -47,7 +48,9 @@ def valid_phone(phone: str) -> bool:
     """A number the simulator's text and call modes accept as the caregiver's."""
     return bool(_PHONE.fullmatch(phone))
 HISTORY_ITEMS, HISTORY_BYTES = 40, 32_000  # what a page without JavaScript carries of the conversation
-TRY = ["MENU", "FEVER", "fiebre", "my son has a temp of 38,5", "عنده حمى", "MAB", "LANG", "STOP", "START"]
+TRY = [("MENU", "en"), ("FEVER", "en"), ("fiebre", "es"), ("my son has a temp of 38,5", "en"),
+       ("عنده حمى", "ar"), ("MAB", "en"), ("LANG", "en"), ("STOP", "en"), ("START", "en")]
+_FORM_SID = re.compile(rf"{SIMULATED_SID}[0-9a-f]{{32}}")
 
 LEVELS = {  # what each triage level means to a coordinator, and the word on the badge
     "emergency": ("Emergency", "told to call the emergency number now, then the care team"),
@@ -116,7 +119,7 @@ def _alert_note(app: Flask, outcome: Outcome, sid: str) -> str:
     done = [f"{a['to']} ({a['status']})" for a in alerts if a["status"] != "pending"]
     parts = []
     if waiting:
-        parts.append("queued for " + ", ".join(waiting) + " (sent by `assistant worker`)")
+        parts.append("queued for " + ", ".join(waiting) + " (the alert worker sends them)")
     if done:
         parts.append(", ".join(done))
     return "On-call staff alert " + "; ".join(parts) + "."
@@ -148,7 +151,7 @@ def describe(app: Flask, outcome: Outcome, sid: str) -> dict[str, Any]:
     texts = f"{outcome.segments} text{'s' if outcome.segments != 1 else ''}, {size}" if outcome.text else ""
     item.update(badge=badge, badge_title=f"{outcome.level}: {meaning}", kind=kind, size=texts,
                 size_title=f"{outcome.segments} SMS segment(s), {technical}",
-                language=language_label(outcome.locale),
+                language=language_label(outcome.locale), language_own=language_name(outcome.locale),
                 alerts=_alert_note(app, outcome, sid))
     return item
 
@@ -184,10 +187,15 @@ def _history(raw: str | None) -> list[dict[str, Any]]:
     return keep
 
 
-def _page(phone: str, history: list[dict[str, Any]], error: str = "", status: int = 200):
+def _page(phone: str, history: list[dict[str, Any]], error: str = "", status: int = 200, text: str = ""):
+    """The page; ``text``: what was typed, kept when the form comes back with an error."""
     app = current_app._get_current_object()
+    tries = [{"word": w, "lang": html_lang(loc), "dir": text_direction(loc)} for w, loc in TRY]
+    # A new message id per page: a browser that posts the same form again (reload, back) repeats the
+    # id, which the inbox takes for a retry of that text: the same answer, no second escalation.
+    form_sid = f"{SIMULATED_SID}{uuid.uuid4().hex}"
     return render_template("simulator.html", phone=phone, history=history, error=error, numbers=numbers(app),
-                           tries=TRY, levels=LEVELS, encodings=ENCODINGS,
+                           tries=tries, levels=LEVELS, encodings=ENCODINGS, text=text, form_sid=form_sid,
                            voice_url=url_for("voice.simulator_voice") if "voice" in app.blueprints else "",
                            history_json=json.dumps(history, ensure_ascii=False)), status
 
@@ -213,9 +221,10 @@ def send():
         error = PHONE_ERROR
         if as_json:
             return jsonify({"error": error}), 400
-        return _page(DEMO_PHONE, history, error, 400)
+        return _page(phone, history, error, 400, text=text)
     app = current_app._get_current_object()
-    sid = f"{SIMULATED_SID}{uuid.uuid4().hex}"
+    posted = str(data.get("sid") or "")
+    sid = posted if _FORM_SID.fullmatch(posted) else f"{SIMULATED_SID}{uuid.uuid4().hex}"
     outcome = inbox.handle(app, sid, phone, text, int(bool(data.get("picture"))))
     item = describe(app, outcome, sid)
     if as_json:

@@ -71,6 +71,53 @@ def test_without_javascript_a_form_post_renders_the_conversation(sms_client):
     assert said[2].text_content() == "You sent: 9" and "fever" in said[3].text_content().lower()
 
 
+def test_a_form_posted_again_is_the_same_text_not_a_second_escalation(sms_app, sms_client):
+    # A browser's reload of the no-JavaScript page posts the same form again: the same answer, and the care
+    # team is not alerted twice.
+    from sqlalchemy import func, select
+
+    from assistant.db import get_session
+    from assistant.models import Alert, Escalation
+
+    sid = page_of(sms_client.get("/")).xpath("//input[@name='sid']/@value")[0]
+    form = {"from": "+15550100993", "text": "my son has a fever", "sid": sid, "history": "[]"}
+    first, again = (page_of(sms_client.post("/simulator/send", data=form)) for _ in range(2))
+    replies = [d.xpath("//div[contains(@class,'them')]")[0].text_content() for d in (first, again)]
+    assert replies[0] == replies[1] and CARE_TEAM in replies[0]
+    assert first.xpath("//input[@name='sid']/@value")[0] != sid  # the next text gets a new id
+    with sms_app.app_context():
+        session = get_session()
+        assert session.scalar(select(func.count()).select_from(Escalation)) == 1
+        assert session.scalar(select(func.count()).select_from(Alert)) == len(ALERTS)
+
+
+def test_a_bad_number_in_the_form_keeps_what_was_typed(sms_client):
+    response = sms_client.post("/simulator/send", data={"from": "call me", "text": "tiene fiebre"})
+    doc = page_of(response)
+    assert response.status_code == 400 and "phone number must be digits" in doc.text_content()
+    assert doc.xpath("//input[@id='text']/@value") == ["tiene fiebre"]
+    assert doc.xpath("//input[@id='from']/@value") == ["call me"]
+
+
+def test_an_opted_out_symptom_says_it_was_escalated(sms_client):
+    sms_client.post("/simulator/send", json={"from": "+15550100992", "text": "STOP"})
+    data = sms_client.post("/simulator/send", json={"from": "+15550100992", "text": "my child has a fever"}).json
+    shown = html.fromstring(f"<div>{data['html']}</div>")
+    assert data["reply"] is None and "opted out" in shown.xpath("//p[@class='note']")[0].text_content()
+    assert shown.xpath("//span[contains(@class,'badge')]/text()") == ["Call now"]
+    assert "queued for" in shown.xpath("//span[@class='alerted']")[0].text_content()
+
+
+def test_text_in_another_language_on_the_page_says_so(sms_client):
+    doc = page_of(sms_client.get("/"))
+    assert doc.xpath("//button[@name='try'][@value='عنده حمى']/@lang") == ["ar"]
+    assert doc.xpath("//button[@name='try'][@value='عنده حمى']/@dir") == ["rtl"]
+    data = sms_client.post("/simulator/send", json={"from": "+15550100991", "text": "عنده حمى"}).json
+    own = html.fromstring(f"<div>{data['html']}</div>").xpath("//p[@class='meta']//span[@lang='ar']")
+    assert [s.text_content() for s in own] == ["العربية"] and own[0].get("dir") == "rtl"
+    assert "`" not in data["alerts"]
+
+
 @pytest.mark.parametrize("history", ["not json", "{}", json.dumps([{"who": {"x": 1}}]), "[" * 15_000])
 def test_a_broken_history_is_dropped_not_a_500(sms_client, history):
     response = sms_client.post("/simulator/send", data={"from": "+15550100995", "text": "MENU",

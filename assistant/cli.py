@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
-import textwrap
+import unicodedata
 
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, FlaskGroup, with_appcontext
 
 from .conversation import Assistant, State
+from .segments import NUMBER
 
 
 def _assistant() -> Assistant:
@@ -58,6 +60,37 @@ def ask_command(lang: str | None, as_json: bool, jsonl: bool, text: tuple[str, .
                    f"{reply.segments} segment(s) {reply.encoding}", err=True)
 
 
+# Characters of scripts written without spaces between words (Chinese, Japanese): a line may end after any.
+_UNSPACED = "[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef]"
+
+
+def _columns(text: str) -> int:
+    """How many terminal columns ``text`` takes: Chinese, Japanese, Korean characters take two."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 0 if unicodedata.combining(c) else 1
+               for c in text)
+
+
+def wrap(text: str, width: int, *, first: str = "", rest: str = "") -> str:
+    """``text`` in lines of at most ``width`` terminal columns, cut between words, or between two
+    characters of a script written without spaces (Chinese), never inside a word or a number."""
+    # A phone number's own spaces ("+1 617-555-0142") are not places to cut.
+    text = NUMBER.sub(lambda m: m.group().replace(" ", "\0"), " ".join(text.split()))
+    pieces = re.findall(rf" +|{_UNSPACED}|(?:(?!{_UNSPACED})[^ ])+", text)
+    lines, line, indent = [], "", first
+    for piece in pieces:
+        if piece.startswith(" "):
+            if line:
+                line += " "
+            continue
+        if line and _columns(indent + line + piece) > width:
+            lines.append(indent + line.rstrip())
+            line, indent = "", rest
+        line += piece
+    if line or not lines:
+        lines.append(indent + line.rstrip())
+    return "\n".join(lines).replace("\0", " ")
+
+
 @click.command("chat")
 @with_appcontext
 def chat_command() -> None:
@@ -76,8 +109,7 @@ def chat_command() -> None:
         shown = reply.text if reply.text is not None else "(nothing is sent)"
         # Wrapped at word boundaries to the terminal's width, as a phone would.
         width = max(40, shutil.get_terminal_size().columns - 1)
-        click.echo(textwrap.fill(shown, width, initial_indent="phone> ", subsequent_indent=" " * 7,
-                                 break_long_words=False, break_on_hyphens=False))
+        click.echo(wrap(shown, width, first="phone> ", rest=" " * 7))
         click.echo(f"       [{reply.level}, {reply.segments} segment(s) {reply.encoding}]")
 
 
@@ -241,6 +273,25 @@ class _AssistantGroup(FlaskGroup):
         return [n for n in self.OWN if n in names] + [n for n in names if n not in self.OWN]
 
 
+def _port_taken(host: str, port: int) -> str:
+    """Why ``host:port`` cannot be listened on ("Address already in use"), or "" when it can: checked
+    before the banner, so that the banner never names an address that is not served."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    family, _type, _proto, _name, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server itself binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return ""
+
+
 def _run_with_banner() -> click.Command:
     """Flask's ``run``, first saying in plain words where to open the simulator: the server's own banner is
     a JSON log line."""
@@ -249,6 +300,11 @@ def _run_with_banner() -> click.Command:
     def callback(**kwargs):
         host, port = kwargs.get("host") or "127.0.0.1", kwargs.get("port") or 5000
         shown = f"[{host}]" if ":" in host else host
+        taken = _port_taken(host, port)
+        if taken:
+            raise click.ClickException(
+                f"cannot listen on {shown}:{port} ({taken}). Another program (another `make run`?) has it: "
+                f"stop it, or use another port: PORT=5077 make run (or assistant run --port 5077).")
         click.echo(f"Caregiver Assistant: open http://{shown}:{port}/ for the phone simulator; the Twilio "
                    f"webhook is http://{shown}:{port}/sms. Ctrl+C stops.", err=True)
         return run_command.callback(**kwargs)

@@ -102,10 +102,48 @@ def test_run_says_where_to_open_the_simulator(monkeypatch):
 
     served = []
     monkeypatch.setattr(flask.cli.run_command, "callback", lambda **kw: served.append(kw))
-    result = CliRunner().invoke(main, ["run", "--host", "127.0.0.1", "--port", "5099"])
+    port = _free_port()
+    result = CliRunner().invoke(main, ["run", "--host", "127.0.0.1", "--port", str(port)])
     assert result.exit_code == 0, result.output
-    assert "open http://127.0.0.1:5099/ for the phone simulator" in result.output
-    assert served and served[0]["port"] == 5099
+    assert f"open http://127.0.0.1:{port}/ for the phone simulator" in result.output
+    assert served and served[0]["port"] == port
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_run_on_a_taken_port_says_how_to_choose_another_and_no_banner(monkeypatch):
+    import socket
+
+    import flask.cli
+    from click.testing import CliRunner
+
+    from assistant.cli import main
+
+    served = []
+    monkeypatch.setattr(flask.cli.run_command, "callback", lambda **kw: served.append(kw))
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = CliRunner().invoke(main, ["run", "--host", "127.0.0.1", "--port", str(port)])
+    assert result.exit_code == 1 and not served
+    assert "PORT=5077 make run" in result.output and "for the phone simulator" not in result.output
+
+
+def test_chat_wraps_chinese_by_the_columns_it_takes_and_never_inside_a_number():
+    from assistant.cli import _columns, wrap
+
+    text = "如果发烧超过38.5度，请立即打电话给护理团队：+1 617-555-0142。不要等待。这是一个很长的句子用来测试换行。"
+    lines = wrap(text, 24, first="phone> ", rest=" " * 7).splitlines()
+    assert len(lines) > 3 and all(_columns(line) <= 24 for line in lines)
+    assert any("+1 617-555-0142" in line for line in lines) and any("38.5" in line for line in lines)
+    assert "".join(line[7:] for line in lines) == text
 
 
 def test_help_lists_the_assistants_own_commands_and_options():

@@ -7,8 +7,8 @@ BIN := $(VENV)/bin
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	PYTHONWARNINGS=ignore $(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'  # no setuptools banners
+	$(BIN)/pip install --quiet -c constraints.txt --upgrade pip
+	PYTHONWARNINGS=ignore PIP_CONSTRAINT=$(CURDIR)/constraints.txt $(BIN)/pip install --quiet -e '.[dev]'  # the build's setuptools too; no banners
 	touch $@
 
 install: $(BIN)/.installed
@@ -23,7 +23,7 @@ chat: install  ## talk to the assistant in the terminal instead
 test: install  ## the whole test suite (the command CI runs)
 	$(BIN)/ruff check .
 	@[ -n "$$TEST_DATABASE_URL" ] || echo "TEST_DATABASE_URL is not set: the PostgreSQL tests are skipped (README, Quick start)"
-	@[ -x /usr/bin/chromium ] || echo "/usr/bin/chromium is missing: the browser tests are skipped (README, Quick start)"
+	@[ -x "$${CHROMIUM:-/usr/bin/chromium}" ] || command -v chromium >/dev/null || echo "Chromium is missing (/usr/bin/chromium, or set CHROMIUM): the browser tests are skipped (README, Quick start)"
 	$(BIN)/pytest
 
 lint: install

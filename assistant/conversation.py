@@ -37,6 +37,14 @@ LAST_RESORT = {
 }
 
 
+def last_resort(level: str, settings: Settings, *, spoken: bool = False) -> str:
+    """The last-resort words for ``level`` (emergency, call_now, else none) with the numbers; ``spoken``:
+    for a call, the numbers said digit by digit."""
+    number = spell_digits if spoken else str
+    return LAST_RESORT.get(level, LAST_RESORT["none"]).format(care_team=number(settings.care_team_phone),
+                                                               emergency=number(settings.emergency_number))
+
+
 @dataclass(frozen=True)
 class State:
     """What the assistant remembers about one sender between texts."""
@@ -122,9 +130,8 @@ class Assistant:
             # Log the failure, never the text: it may hold health information.
             log.exception("reply failed; sending the last-resort answer")
             level = finding.level if finding and finding.escalates else "none"
-            values = {"care_team": self.settings.care_team_phone, "emergency": self.settings.emergency_number}
-            return Reply(LAST_RESORT[level].format(**values), level, finding.topic if finding else None,
-                         "en", state, finding or Finding(level), failed=True)
+            return Reply(last_resort(level, self.settings, spoken=self.voice), level,
+                         finding.topic if finding else None, "en", state, finding or Finding(level), failed=True)
 
     def classify(self, text: str, state: State | None = None) -> tuple[Finding, str | None, str]:
         """Triage level, topic and language of ``text``, without composing a reply (for benchmarks

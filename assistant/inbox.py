@@ -44,7 +44,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 
 from .alerts import alert_body, alert_numbers, alert_rows, record_status, send_direct
-from .conversation import LAST_RESORT, Assistant, Reply, State
+from .conversation import Assistant, Reply, State, last_resort
 from .logs import mask_phone
 from .models import Alert, Escalation, InboundMessage, Sender, UnansweredText, utcnow
 from .segments import SmsSize, measure
@@ -80,6 +80,7 @@ class Outcome:
     locale: str
     duplicate: bool = False  # a retry of a message already answered
     menu: tuple[str, ...] = ()  # what each number of a list in the answer stands for (not stored)
+    failed: bool = False  # handling failed: the text is the last resort, or an escalation made without memory
 
     @cached_property
     def size(self) -> SmsSize:
@@ -122,9 +123,57 @@ def handle(app: Flask, message_sid: str, phone: str, text: str, media: int = 0, 
         return _handle(app, message_sid, phone, text, media, call)
     except Exception:
         log.exception("inbound handling failed", extra={"event": "inbound.error", "phone": mask_phone(phone)})
-        settings = app.extensions["assistant"].settings
-        values = {"care_team": settings.care_team_phone, "emergency": settings.emergency_number}
-        return Outcome(LAST_RESORT["none"].format(**values), "none", None, "en")
+        return _failsafe(app, message_sid, phone, text, media, call)
+
+
+def _failsafe(app: Flask, message_sid: str, phone: str, text: str, media: int, call: State | None) -> Outcome:
+    """The answer when handling failed part-way (the memory, the record, anything around the core). Triage
+    does not depend on that part: the core (which never raises) answers again with nothing remembered, so
+    a symptom still gets its escalation, which is then recorded and alerted if the recorder can take it.
+    Anything else gets the last-resort words with the care-team number. Nothing goes to a number this
+    machine saw opt out."""
+    assistant: Assistant = app.extensions["assistant"]
+    recorder: Recorder | None = app.extensions.get("recorder")
+    reply: Reply | None = None
+    try:
+        if call is not None:
+            reply = assistant.spoken.reply(text, call, lang=call.locale)
+        else:
+            reply = assistant.reply(text, State(), media=media)
+    except Exception:  # the core never raises; this guards what it was handed
+        log.exception("failsafe answer failed", extra={"event": "inbound.error", "phone": mask_phone(phone)})
+    opted_out = call is None and recorder is not None and recorder.opted_out_locally(phone) is True
+    if reply is not None and reply.finding.escalates:
+        outcome = Outcome(None if opted_out else reply.text, reply.level, reply.topic, reply.locale, failed=True)
+        try:
+            channel = "sms" if call is None else "voice"
+            message = _message_row(message_sid, phone, media, reply, channel, utcnow())
+            recorder.escalate(message, None, outcome, reply.state,
+                              _escalation_row(message, text, reply, unanswered=outcome.text is None),
+                              alert_numbers(app.config))
+        except Duplicate:
+            pass  # stored before the failure: its alerts are written already
+        except Exception:
+            log.exception("ESCALATION NOT CONFIRMED: it may not be recorded; the caregiver was told to call",
+                          extra={"event": "escalation.unrecorded", "phone": mask_phone(phone), "sid": message_sid,
+                                 "triage": reply.level})
+        return outcome
+    text_out = None if opted_out else last_resort("none", assistant.settings, spoken=call is not None)
+    return Outcome(text_out, "none", None, "en", failed=True)
+
+
+def _message_row(message_sid: str, phone: str, media: int, reply: Reply, channel: str, now: datetime) -> dict:
+    return {"message_sid": message_sid, "phone": phone, "num_media": media, "level": reply.level,
+            "topic": reply.topic, "locale": reply.locale, "reply": reply.text, "received_at": now,
+            "channel": channel}
+
+
+def _escalation_row(message: dict, text: str, reply: Reply, *, unanswered: bool) -> dict:
+    return {"level": reply.level, "locale": reply.locale, "topic": reply.topic,
+            "rules": ",".join(reply.finding.rules)[:255], "phone": message["phone"], "text": text,
+            "message_sid": message["message_sid"], "created_at": message["received_at"],
+            "channel": message["channel"],
+            "unanswered": unanswered}  # not stored: it tells on-call staff no reply went out
 
 
 class RawStatement:
@@ -203,15 +252,14 @@ def _handle(app: Flask, message_sid: str, phone: str, text: str, media: int, cal
         reply = assistant.reply(text, state, media=media)
     else:
         reply, state = _answer_unknown(assistant, recorder, phone, text, media)
-    outcome = Outcome(reply.text, reply.level, reply.topic, reply.locale, menu=reply.state.menu)
+    outcome = Outcome(reply.text, reply.level, reply.topic, reply.locale, menu=reply.state.menu,
+                      failed=reply.failed)
     log.info("inbound", extra={"event": "inbound", "phone": mask_phone(phone), "sid": message_sid,
                                "triage": reply.level, "topic": reply.topic, "locale": reply.locale,
                                "segments": outcome.segments, "failsafe": reply.failed, "known": known,
                                "channel": channel})
     now = utcnow()
-    message = {"message_sid": message_sid, "phone": phone, "num_media": media, "level": reply.level,
-               "topic": reply.topic, "locale": reply.locale, "reply": reply.text, "received_at": now,
-               "channel": channel}
+    message = _message_row(message_sid, phone, media, reply, channel, now)
     if reply.unanswered and text.strip():  # kept (for the retention period) to show coordinators what is missing
         message["unanswered"] = {"message_sid": message_sid, "phone": phone, "locale": reply.locale,
                                  "kind": reply.unanswered, "text": text[:2000], "received_at": now}
@@ -226,10 +274,7 @@ def _handle(app: Flask, message_sid: str, phone: str, text: str, media: int, cal
             log.exception("OPT-OUT NOT CONFIRMED: it may not be recorded",
                           extra={"event": "optout.unrecorded", "phone": mask_phone(phone), "sid": message_sid})
         return outcome
-    escalation = {"level": reply.level, "locale": reply.locale, "topic": reply.topic,
-                  "rules": ",".join(reply.finding.rules)[:255], "phone": phone, "text": text,
-                  "message_sid": message_sid, "created_at": now, "channel": channel,
-                  "unanswered": reply.text is None}  # not stored: it tells on-call staff no reply went out
+    escalation = _escalation_row(message, text, reply, unanswered=reply.text is None)
     try:
         escalation_id = recorder.escalate(message, sender, outcome, reply.state, escalation,
                                           alert_numbers(app.config), started=started)

@@ -33,7 +33,7 @@ from twilio.twiml.voice_response import Gather, VoiceResponse
 from . import inbox
 from .catalog import Catalog
 from .config import ROOT
-from .conversation import LAST_RESORT, Assistant, State
+from .conversation import Assistant, State, last_resort
 from .logs import mask_phone
 from .voicetable import MORE_DIGIT, VoiceLocale, voice_table
 from .webhooks import twilio_signed
@@ -84,7 +84,12 @@ class Turn:
             self.said.append(text)
 
     def prompt(self, locale: str, key: str, **extra: str) -> None:
-        self.say(locale, self.speaker.text(locale, key, **extra), key)
+        """Say the catalog text ``key``. One that cannot be made inside a <Gather> raises :class:`Unsayable`:
+        a menu with a line missing could leave the caller in silence (the step then says the number)."""
+        text = self.speaker.text(locale, key, **extra)
+        if not text and isinstance(self._target, Gather) and not self.speaker.recording(locale, key):
+            raise Unsayable(key)
+        self.say(locale, text, key)
 
     def gather(self, action: str, locale: str | None = None, *, speech: bool = False) -> None:
         """Open a <Gather>: the verbs that follow are said while it listens. Keypad only unless ``speech``
@@ -113,6 +118,10 @@ class Turn:
 
     def twiml(self) -> str:
         return str(self.response)
+
+
+class Unsayable(Exception):
+    """A menu's line could not be made (the catalog failed): the step says the care-team number instead."""
 
 
 def _chunks(text: str, limit: int) -> list[str]:
@@ -205,8 +214,7 @@ class Speaker:
         gives it even when the catalog cannot be read (the core's last-resort words)."""
         text = self.assistant.spoken.text(locale, key, **extra)
         if not text and key in NUMBER_TEXTS:
-            settings = self.assistant.settings
-            text = LAST_RESORT["none"].format(care_team=settings.care_team_phone, emergency=settings.emergency_number)
+            text = last_resort("none", self.assistant.settings, spoken=True)
         return text
 
     def sms_text(self, locale: str, key: str) -> str:
@@ -463,14 +471,19 @@ def _options(catalog: Catalog, value: str | None) -> list[str]:
 def speak(sp: Speaker, turn: Turn, locale: str, outcome: inbox.Outcome) -> Turn:
     """The core's answer, said: an emergency ends the call, call_now transfers, a topic offers more."""
     said_in = outcome.locale if outcome.locale in sp.table else locale
+    if outcome.failed and outcome.level not in ("emergency", "call_now"):
+        # Handling failed and nothing escalated: the last-resort words (the care-team number), then the end.
+        turn.say(said_in, outcome.text or last_resort("none", sp.assistant.settings, spoken=True))
+        turn.hangup()
+        return turn
     if outcome.level == "emergency":
         # First words: hang up and call the emergency number now. Twice, then the call ends; never
         # dialled from here (Twilio would give the emergency service no location).
-        turn.say(said_in, outcome.text or "", times=2)
+        turn.say(said_in, outcome.text or last_resort("emergency", sp.assistant.settings, spoken=True), times=2)
         turn.hangup()
         return turn
     if outcome.level == "call_now":
-        turn.say(said_in, outcome.text or "")
+        turn.say(said_in, outcome.text or last_resort("call_now", sp.assistant.settings, spoken=True))
         turn.dial(dialable(sp.assistant.settings.care_team_phone), sp.action("/voice/dial-status", locale))
         return turn
     topic = outcome.topic
@@ -642,9 +655,8 @@ def run(app, step: Step) -> Turn:
 
 
 def _last_resort(app, sp: Speaker | None) -> Turn:
-    settings = app.extensions["assistant"].settings
     turn = Turn(None)
-    text = LAST_RESORT["none"].format(care_team=settings.care_team_phone, emergency=settings.emergency_number)
+    text = last_resort("none", app.extensions["assistant"].settings, spoken=True)
     turn.response.say(text, voice="Polly.Joanna-Neural", language="en-US")
     turn.response.hangup()
     turn.said.append(text)

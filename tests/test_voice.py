@@ -466,8 +466,62 @@ def test_escalation_is_said_even_when_the_catalog_fails(sms_client, sms_app, mon
     monkeypatch.setattr(type(catalog), "text", lambda *a, **k: 1 / 0)
     root = call.say("no puede respirar")
     one, two = call.said()
-    assert one == two and one.startswith("CALL 911 NOW") and root.xpath("/Response/Hangup")
+    assert one == two and one.startswith("CALL 9, 1, 1 NOW") and root.xpath("/Response/Hangup")
+    assert SPOKEN_CARE_TEAM in one
     assert count(sms_app, Escalation) == 1
+
+
+def says_the_number_or_transfers(root) -> bool:
+    """What every step must end in: the care-team number said, or the care team on the line."""
+    return SPOKEN_CARE_TEAM in " ".join(root.xpath("//Say/text()")) or bool(root.xpath("/Response/Dial"))
+
+
+def no_silent_gather(root) -> bool:
+    return all(g.xpath("Say|Play") for g in root.xpath("//Gather"))
+
+
+@pytest.mark.parametrize(("words", "tags", "said"), [
+    ("she can't breathe", ["Say", "Say", "Hangup"], "9, 1, 1"),
+    ("my son has a fever", ["Say", "Dial"], "care team"),
+    ("what is a cancer vaccine", ["Say", "Hangup"], SPOKEN_CARE_TEAM)])
+def test_a_failed_step_still_escalates_or_says_the_number(sms_client, sms_app, monkeypatch, words, tags, said):
+    """The inbox failing part-way (here its memory) loses neither the escalation nor the number."""
+    from assistant.inbox import Recorder
+
+    call = Call(sms_client)
+    choose(call, sms_app, "en")
+
+    def broken(self, phone):
+        raise RuntimeError("memory lost")
+
+    monkeypatch.setattr(Recorder, "state", broken)
+    root = call.say(words)
+    assert [el.tag for el in root] == tags and said in call.heard()
+    if tags[-1] == "Hangup" and "9, 1, 1" in said:
+        one, two = call.said()
+        assert one == two and one.startswith("Hang up and call 9, 1, 1 now") and SPOKEN_CARE_TEAM in one
+    if tags[-1] == "Dial":
+        assert root.xpath("/Response/Dial/text()") == [DIALLED_CARE_TEAM]
+    monkeypatch.undo()
+    escalations = count(sms_app, Escalation)
+    assert escalations == (0 if words.startswith("what") else 1)  # recorded, with its alerts
+    assert count(sms_app, Alert, Alert.escalation_id.is_not(None)) == escalations * len(ALERTS)
+
+
+@pytest.mark.parametrize("steps", [(), ("1",), ("1", "what is a cancer vaccine"), ("1", ""), ("1", "1"),
+                                   ("9", "4"), ("9", "4", "5")])
+def test_a_broken_catalog_never_leaves_the_caller_in_silence(sms_client, sms_app, monkeypatch, steps):
+    catalog = sms_app.extensions["assistant"].store.current
+    monkeypatch.setattr(type(catalog), "text", lambda *a, **k: 1 / 0)
+    call = Call(sms_client)
+    root = call.start()
+    for step in steps:
+        if not root.xpath("/Response/Gather"):
+            break
+        root = call.press(step) if step.isdigit() else call.say(step) if step else call.silence()
+    assert no_silent_gather(root), etree.tostring(root)
+    if not root.xpath("/Response/Gather"):
+        assert says_the_number_or_transfers(root) and root.xpath("/Response/*[last()][self::Hangup or self::Dial]")
 
 
 def test_escalation_is_said_when_the_database_is_down(sms_client, sms_app, monkeypatch):

@@ -45,6 +45,18 @@ def last_resort(level: str, settings: Settings, *, spoken: bool = False) -> str:
                                                                emergency=number(settings.emergency_number))
 
 
+class Rendered(str):
+    """A catalog text with its placeholders filled, and the language it is written in (English when the
+    language's own could not be served): a call says each piece in that language's voice."""
+
+    locale: str
+
+    def __new__(cls, text: str, locale: str) -> Rendered:
+        self = super().__new__(cls, text)
+        self.locale = locale
+        return self
+
+
 @dataclass(frozen=True)
 class State:
     """What the assistant remembers about one sender between texts."""
@@ -67,6 +79,7 @@ class Reply:
     finding: Finding = field(default_factory=lambda: Finding("none"))
     failed: bool = False  # the last-resort path answered
     unanswered: str | None = None  # "fallback" or "did_you_mean": a text the catalog could not answer
+    pieces: tuple[tuple[str, str], ...] = ()  # spoken answers: (language, text) of each part, in order
 
     @property
     def encoding(self) -> str:
@@ -107,11 +120,25 @@ class Assistant:
     def text(self, locale: str, key: str, **extra: str) -> str:
         """The catalog text ``key`` (a msgctxt) in ``locale`` with its placeholders filled; English if the
         language's text does not format; "" if even that fails. Never raises."""
+        return self.text_in(locale, key, **extra)[0]
+
+    def text_in(self, locale: str, key: str, **extra: str) -> tuple[str, str]:
+        """:meth:`text`, and the language it is written in (``locale``, or English where it fell back)."""
         try:
-            return self._render(self.store.current, locale, key, **extra)
+            text = self._render(self.store.current, locale, key, **extra)
+            return str(text), text.locale
         except Exception:
             log.exception("text %s cannot be made", key)
-            return ""
+            return "", locale
+
+    def language_of(self, locale: str, key: str) -> str:
+        """The language the text ``key`` is served in for ``locale`` (English where it falls back)."""
+        try:
+            catalog = self.store.current
+            return catalog.language_of(locale, self._spoken_key(catalog, key))
+        except Exception:
+            log.exception("text %s cannot be looked up", key)
+            return locale
 
     # -- public ------------------------------------------------------------------------------
     def reply(self, text: str | None, state: State | None = None, *, media: int = 0,
@@ -253,22 +280,28 @@ class Assistant:
         values.update(extra)
         return values
 
-    def _render(self, catalog: Catalog, locale: str, key: str, **extra: str) -> str:
+    def _spoken_key(self, catalog: Catalog, key: str) -> str:
+        """On a call, the spoken version of a text where the catalog has one (``voice:<key>`` for ``text:<key>``)."""
         if self.voice and key.startswith("text:") and f"voice:{key[5:]}" in catalog.texts[SOURCE_LOCALE]:
-            key = f"voice:{key[5:]}"
+            return f"voice:{key[5:]}"
+        return key
+
+    def _render(self, catalog: Catalog, locale: str, key: str, **extra: str) -> Rendered:
+        key = self._spoken_key(catalog, key)
         values = self._values(catalog, locale, **extra)
         try:
-            return catalog.text(locale, key).format_map(values)
+            return Rendered(catalog.text(locale, key).format_map(values), catalog.language_of(locale, key))
         except (KeyError, ValueError, IndexError):
             log.error("text %s of %s does not format; English sent", key, locale)
-            return catalog.text("en", key).format_map(values)
+            return Rendered(catalog.text("en", key).format_map(values), SOURCE_LOCALE)
 
     def _finish(self, catalog: Catalog, parts: Sequence[str], level: str, topic: str | None, state: State,
                 finding: Finding, locale: str, optional: Sequence[str] = ()) -> Reply:
         """Join ``parts`` (what does not fit goes to MORE) and add each of ``optional`` only if it fits."""
-        if self.voice:  # a call has no MORE: it is all said
-            text = " ".join(p.strip() for p in (*parts, *optional) if p and p.strip())
-            return Reply(text, level, topic, locale, replace(state, more=""), finding)
+        if self.voice:  # a call has no MORE: it is all said, each part in the voice of its own language
+            pieces = tuple((getattr(p, "locale", locale), p.strip()) for p in (*parts, *optional) if p and p.strip())
+            text = " ".join(t for _, t in pieces)
+            return Reply(text, level, topic, locale, replace(state, more=""), finding, pieces=pieces)
         text = for_locale(smart_encode(" ".join(p.strip() for p in parts if p and p.strip())), locale)
         for extra in optional:
             longer = for_locale(smart_encode(f"{text} {extra.strip()}"), locale)

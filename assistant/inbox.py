@@ -81,6 +81,7 @@ class Outcome:
     duplicate: bool = False  # a retry of a message already answered
     menu: tuple[str, ...] = ()  # what each number of a list in the answer stands for (not stored)
     failed: bool = False  # handling failed: the text is the last resort, or an escalation made without memory
+    pieces: tuple[tuple[str, str], ...] = ()  # a spoken answer's (language, text) parts (not stored)
 
     @cached_property
     def size(self) -> SmsSize:
@@ -144,7 +145,8 @@ def _failsafe(app: Flask, message_sid: str, phone: str, text: str, media: int, c
         log.exception("failsafe answer failed", extra={"event": "inbound.error", "phone": mask_phone(phone)})
     opted_out = call is None and recorder is not None and recorder.opted_out_locally(phone) is True
     if reply is not None and reply.finding.escalates:
-        outcome = Outcome(None if opted_out else reply.text, reply.level, reply.topic, reply.locale, failed=True)
+        outcome = Outcome(None if opted_out else reply.text, reply.level, reply.topic, reply.locale, failed=True,
+                          pieces=reply.pieces)
         try:
             channel = "sms" if call is None else "voice"
             message = _message_row(message_sid, phone, media, reply, channel, utcnow())
@@ -253,7 +255,7 @@ def _handle(app: Flask, message_sid: str, phone: str, text: str, media: int, cal
     else:
         reply, state = _answer_unknown(assistant, recorder, phone, text, media)
     outcome = Outcome(reply.text, reply.level, reply.topic, reply.locale, menu=reply.state.menu,
-                      failed=reply.failed)
+                      failed=reply.failed, pieces=reply.pieces)
     log.info("inbound", extra={"event": "inbound", "phone": mask_phone(phone), "sid": message_sid,
                                "triage": reply.level, "topic": reply.topic, "locale": reply.locale,
                                "segments": outcome.segments, "failsafe": reply.failed, "known": known,

@@ -20,7 +20,7 @@ import logging
 import re
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from itertools import zip_longest
@@ -31,7 +31,7 @@ from flask import Blueprint, Response, abort, current_app, jsonify, request, sen
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from . import inbox
-from .catalog import Catalog
+from .catalog import SOURCE_LOCALE, Catalog
 from .config import ROOT
 from .conversation import Assistant, State, last_resort
 from .logs import mask_phone
@@ -68,12 +68,13 @@ class Turn:
     def target(self) -> VoiceResponse | Gather:
         return self._target if self._target is not None else self.response
 
-    def say(self, locale: str, text: str, key: str | None = None, times: int = 1) -> None:
-        """Say ``text`` with the locale's voice, or play the coordinator's recording of ``key`` if there
-        is one. Empty text says nothing."""
+    def say(self, locale: str, text: str, key: str | None = None, times: int = 1, *, lang: str | None = None) -> None:
+        """Say ``text`` with the voice of ``lang``, the language it is written in (``locale``, the call's, by
+        default), or play the coordinator's recording of ``key`` in ``locale`` if there is one. Empty text
+        says nothing."""
         if not text:
             return
-        row = self.speaker.row(locale)
+        row = self.speaker.row(lang or locale)
         recording = self.speaker.recording(locale, key) if key else None
         for _ in range(times):
             if recording:
@@ -83,13 +84,32 @@ class Turn:
                     self.target.say(chunk, voice=row.voice, language=row.say_language)
             self.said.append(text)
 
+    def say_pieces(self, pieces: Sequence[tuple[str, str]], times: int = 1) -> None:
+        """An answer made of (language, text) pieces, each in its own language's voice (one <Say> per run
+        of pieces in the same language)."""
+        runs: list[tuple[str, str]] = []
+        for lang, text in pieces:
+            if not text:
+                continue
+            if runs and runs[-1][0] == lang:
+                runs[-1] = (lang, f"{runs[-1][1]} {text}")
+            else:
+                runs.append((lang, text))
+        for _ in range(times):
+            for lang, text in runs:
+                self.say(lang, text)
+
     def prompt(self, locale: str, key: str, **extra: str) -> None:
-        """Say the catalog text ``key``. One that cannot be made inside a <Gather> raises :class:`Unsayable`:
-        a menu with a line missing could leave the caller in silence (the step then says the number)."""
-        text = self.speaker.text(locale, key, **extra)
+        """Say the catalog text ``key``, in the voice of the language it is written in. One that cannot be
+        made inside a <Gather> raises :class:`Unsayable`: a menu with a line missing could leave the caller
+        in silence (the step then says the number)."""
+        self.line(locale, key, *self.speaker.line(locale, key, **extra))
+
+    def line(self, locale: str, key: str, text: str, lang: str) -> None:
+        """Say a text made for ``key`` (see :meth:`prompt`) in the voice of ``lang``."""
         if not text and isinstance(self._target, Gather) and not self.speaker.recording(locale, key):
             raise Unsayable(key)
-        self.say(locale, text, key)
+        self.say(locale, text, key, lang=lang)
 
     def gather(self, action: str, locale: str | None = None, *, speech: bool = False) -> None:
         """Open a <Gather>: the verbs that follow are said while it listens. Keypad only unless ``speech``
@@ -210,12 +230,27 @@ class Speaker:
                             call=State(locale, True, menu=menu))
 
     def text(self, locale: str, key: str, **extra: str) -> str:
-        """A spoken catalog text (numbers said digit by digit). One that must give the care-team number
-        gives it even when the catalog cannot be read (the core's last-resort words)."""
-        text = self.assistant.spoken.text(locale, key, **extra)
+        return self.line(locale, key, **extra)[0]
+
+    def line(self, locale: str, key: str, **extra: str) -> tuple[str, str]:
+        """A spoken catalog text (numbers said digit by digit) and the language it is written in (English
+        where the language's own cannot be served). One that must give the care-team number gives it
+        even when the catalog cannot be read (the core's last-resort words)."""
+        text, lang = self.assistant.spoken.text_in(locale, key, **extra)
         if not text and key in NUMBER_TEXTS:
-            text = last_resort("none", self.assistant.settings, spoken=True)
-        return text
+            return last_resort("none", self.assistant.settings, spoken=True), SOURCE_LOCALE
+        return text, lang
+
+    def common(self, locale: str, keys: Sequence[str]) -> str:
+        """The language a line made of the texts ``keys`` is said in: the call's if each of them is served
+        in it, else English for all (never a sentence of one language naming things in another)."""
+        spoken = self.assistant.spoken
+        return locale if all(spoken.language_of(locale, k) == locale for k in keys) else SOURCE_LOCALE
+
+    def option(self, locale: str, topic: str, digit: int | str) -> tuple[str, str]:
+        """"For Fever, press 3.": the line and its title in one language."""
+        lang = self.common(locale, ("voice:option", f"topic:{topic}:title"))
+        return self.line(lang, "voice:option", label=self.text(lang, f"topic:{topic}:title"), digit=str(digit))
 
     def sms_text(self, locale: str, key: str) -> str:
         return self.assistant.text(locale, key)
@@ -306,16 +341,26 @@ def start(sp: Speaker) -> Turn:
 
 
 def language_menu(sp: Speaker, turn: Turn, page: int, tries: int = 0) -> None:
-    """Each language offers itself in its own words and voice; 9 on the first page says the others."""
+    """Each language offers itself in its own words and voice; 9 on the first page says the others. A
+    language whose own line cannot be served (not reviewed) is named in its own voice, then offered in
+    English ("For Spanish, press 2."): never "For English" on another language's key."""
     turn.gather(sp.action("/voice/language", None, page=page, **{"try": tries}))
     rows = sorted((r for r in sp.table.values() if r.page == page), key=lambda r: r.digit)
     for row in rows:
-        turn.prompt(row.code, "voice:language.option", digit=str(row.digit))
+        text, lang = sp.line(row.code, "voice:language.option", digit=str(row.digit))
+        if lang != row.code or not text:
+            turn.say(row.code, sp.catalog.language_name(row.code))
+            text, lang = sp.line(SOURCE_LOCALE, "voice:option", label=english_name(row.code), digit=str(row.digit))
+        turn.line(row.code, "voice:language.option", text, lang)
         turn.key(row.digit, sp.catalog.language_name(row.code))
     later = [r for r in sp.table.values() if r.page > page]
     if later:
+        said: set[tuple[str, str]] = set()
         for row in sorted(later, key=lambda r: (r.page, r.digit)):
-            turn.prompt(row.code, "voice:language.more", digit=str(MORE_DIGIT))
+            text, lang = sp.line(row.code, "voice:language.more", digit=str(MORE_DIGIT))
+            if (text, lang) not in said:  # the English line once, for all that fell back to it
+                said.add((text, lang))
+                turn.line(row.code, "voice:language.more", text, lang)
         turn.key(MORE_DIGIT, "more languages")
     turn.key(0, "care team")
     turn.key("*", "repeat")
@@ -394,20 +439,21 @@ def topic_menu(sp: Speaker, turn: Turn, locale: str, page: int, *, welcome: bool
 
 def keypad_list(sp: Speaker, turn: Turn, locale: str, topics: list[str], params: dict[str, str | int], *,
                 more: bool = False, welcome: bool = False, tries: int = 0, before: tuple[str, ...] = (),
-                said: str | None = None) -> None:
-    """Topics to pick by key (``said``: the core's own words for the choices, "did you mean")."""
+                question: bool = False) -> None:
+    """Topics to pick by key (``question``: the choices of "did you mean")."""
     turn.gather(sp.action("/voice/pick", locale, **params, **{"try": tries}))
     for key in before:
         turn.prompt(locale, key)
     if welcome:
         turn.prompt(locale, "voice:welcome")
-    if said is not None:
-        turn.say(locale, said)
+    if question:  # "Did you mean: For X, press 1. For Y, press 2.", all in one language
+        lang = sp.common(locale, ("voice:did_you_mean", "voice:option", *(f"topic:{t}:title" for t in topics)))
+        items = " ".join(sp.option(lang, t, i)[0] for i, t in enumerate(topics, 1))
+        turn.line(locale, "voice:did_you_mean", *sp.line(lang, "voice:did_you_mean", items=items))
     for i, topic in enumerate(topics, 1):
-        label = sp.text(locale, f"topic:{topic}:title")
-        if said is None:
-            turn.prompt(locale, "voice:option", label=label, digit=str(i))
-        turn.key(i, label)
+        if not question:
+            turn.line(locale, "voice:option", *sp.option(locale, topic, i))
+        turn.key(i, sp.text(locale, f"topic:{topic}:title"))
     if more:
         turn.prompt(locale, "voice:menu.more", digit=str(MORE_DIGIT))
         turn.key(MORE_DIGIT, "more topics")
@@ -471,19 +517,23 @@ def _options(catalog: Catalog, value: str | None) -> list[str]:
 def speak(sp: Speaker, turn: Turn, locale: str, outcome: inbox.Outcome) -> Turn:
     """The core's answer, said: an emergency ends the call, call_now transfers, a topic offers more."""
     said_in = outcome.locale if outcome.locale in sp.table else locale
+    # Each part in the voice of the language it is written in (a part that fell back is English).
+    pieces = outcome.pieces or ((said_in, outcome.text or ""),)
+    if not outcome.text and (outcome.failed or outcome.level in ("emergency", "call_now")):
+        pieces = ((SOURCE_LOCALE, last_resort(outcome.level, sp.assistant.settings, spoken=True)),)
     if outcome.failed and outcome.level not in ("emergency", "call_now"):
         # Handling failed and nothing escalated: the last-resort words (the care-team number), then the end.
-        turn.say(said_in, outcome.text or last_resort("none", sp.assistant.settings, spoken=True))
+        turn.say_pieces(pieces)
         turn.hangup()
         return turn
     if outcome.level == "emergency":
         # First words: hang up and call the emergency number now. Twice, then the call ends; never
         # dialled from here (Twilio would give the emergency service no location).
-        turn.say(said_in, outcome.text or last_resort("emergency", sp.assistant.settings, spoken=True), times=2)
+        turn.say_pieces(pieces, times=2)
         turn.hangup()
         return turn
     if outcome.level == "call_now":
-        turn.say(said_in, outcome.text or last_resort("call_now", sp.assistant.settings, spoken=True))
+        turn.say_pieces(pieces)
         turn.dial(dialable(sp.assistant.settings.care_team_phone), sp.action("/voice/dial-status", locale))
         return turn
     topic = outcome.topic
@@ -495,12 +545,12 @@ def speak(sp: Speaker, turn: Turn, locale: str, outcome: inbox.Outcome) -> Turn:
             else:
                 text_answer(sp, turn, locale, topic)
         else:
-            turn.say(locale, outcome.text or "")
+            turn.say_pieces(pieces)
         after(sp, turn, locale, topic)
         return turn
     options = [m.split(":", 1)[1] for m in outcome.menu if m.startswith("topic:")][:PAGE]
-    if topic is None and options and outcome.text:  # "did you mean": the core's words name each key
-        keypad_list(sp, turn, locale, options, _choices(sp, options), said=outcome.text)
+    if topic is None and options and outcome.text:  # "did you mean": the choices, each with its key
+        keypad_list(sp, turn, locale, options, _choices(sp, options), question=True)
         return turn
     if topic == "language" and outcome.locale in sp.table and outcome.locale != locale:
         # "Español" said on an English call: the call goes on in Spanish, and the number keeps it.
@@ -586,6 +636,19 @@ def transfer(sp: Speaker, turn: Turn, locale: str) -> Turn:
     turn.prompt(locale, "voice:transfer")
     turn.dial(dialable(sp.assistant.settings.care_team_phone), sp.action("/voice/dial-status", locale))
     return turn
+
+
+@lru_cache(maxsize=32)
+def english_name(code: str) -> str:
+    """The language's name in English ("Spanish"), for the English line that offers it."""
+    from babel import Locale, UnknownLocaleError
+
+    try:
+        loc = Locale.parse(code)
+    except (UnknownLocaleError, ValueError):
+        return code
+    name = loc.get_language_name("en") or code
+    return f"{name} ({loc.get_script_name('en')})" if loc.script else name
 
 
 @lru_cache(maxsize=8)

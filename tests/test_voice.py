@@ -201,6 +201,100 @@ def test_language_menu_wrong_key_says_so_and_repeats(sms_client):
     assert call.said()[0] == "That key is not on the menu." and call.said()[1:] == menu
 
 
+# --- only reviewed texts served (SERVE_UNREVIEWED=false): each text in the voice of its own language ------
+
+@pytest.fixture
+def reviewed_app(database_url, fake_twilio, tmp_path):
+    from .conftest import close_app, make_sms_app
+
+    app = make_sms_app(database_url, fake_twilio, tmp_path, SERVE_UNREVIEWED="false")
+    assert not app.extensions["assistant"].store.current.serve_unreviewed
+    yield app
+    close_app(app)
+
+
+ENGLISH_VOICE = ("Polly.Joanna-Neural", "en-US")
+
+
+def voices(root) -> list[tuple[str, str, str]]:
+    return [(s.get("voice"), s.get("language"), s.text) for s in root.xpath("//Say")]
+
+
+def test_unreviewed_language_lines_name_their_language_never_english(reviewed_app):
+    from assistant.voice import english_name
+
+    call = Call(reviewed_app.test_client())
+    call.start()
+    said = voices(call.root)
+    rows = sorted((r for r in table(reviewed_app).values() if r.page == 1), key=lambda r: r.digit)
+    assert [t for *_, t in said].count("For English, press 1.") == 1 and (*ENGLISH_VOICE, "For English, press 1.") \
+        in said
+    names = reviewed_app.extensions["assistant"].store.current.names
+    for row in rows[1:]:
+        own = (row.voice, row.say_language, names[row.code])  # its name in its own voice, then the English line
+        offer = (*ENGLISH_VOICE, f"For {english_name(row.code)}, press {row.digit}.")
+        assert said[said.index(own) + 1] == offer
+    assert not any("English" in t for v, lang, t in said if (v, lang) != ENGLISH_VOICE)
+    assert [t for *_, t in said].count("For other languages, press 9.") == 1  # once, not four times
+    call.press("9")
+    said = voices(call.root)
+    assert said[:2] == [("Polly.Lea-Neural", "fr-FR", "Kreyòl Ayisyen"),
+                        (*ENGLISH_VOICE, "For Haitian Creole, press 1.")]
+
+
+def test_english_fallback_is_said_in_the_english_voice_and_listened_for_in_the_callers(reviewed_app):
+    client = reviewed_app.test_client()
+    call = Call(client)
+    choose(call, reviewed_app, "es")
+    assert call.root.xpath("/Response/Gather/@language") == ["es-US"]  # the caller still speaks Spanish
+    assert voices(call.root)[0] == (*ENGLISH_VOICE, text(reviewed_app, "en", "voice:welcome"))
+    assert {(v, lang) for v, lang, _ in voices(call.root)} == {ENGLISH_VOICE}
+    call.say("tiene fiebre")
+    assert voices(call.root)[0] == (*ENGLISH_VOICE, text(reviewed_app, "en", "voice:escalation.call_now"))
+    keypad = Call(client, caller="+16175550124")
+    choose(keypad, reviewed_app, "ht")
+    keypad.press("1")
+    assert (*ENGLISH_VOICE, "We have sent you a text message.") in voices(keypad.root)
+
+
+def test_each_piece_of_an_answer_in_its_own_languages_voice(sms_client, sms_app):
+    """A reviewed Spanish summary is said by the Spanish voice, the unreviewed lines around it by the
+    English one, and a list line whose title is not reviewed is English all through."""
+    from babel.messages.pofile import read_po
+
+    from assistant.catalog import build_catalog
+    from assistant.source import read_source
+
+    from .conftest import ROOT
+
+    reviewed = {"topic:vaccine:summary", "voice:option", "topic:mab:title"}
+    with open(ROOT / "locales" / "es" / "LC_MESSAGES" / "messages.po", "rb") as fh:
+        po = read_po(fh, locale="es")
+    for message in po:
+        if message.context in reviewed:
+            message.flags.discard("fuzzy")
+    catalog = build_catalog(read_source(ROOT / "messages"), {"es": po}, serve_unreviewed=False)
+    sms_app.extensions["assistant"].store.swap(catalog)
+    call = Call(sms_client)
+    choose(call, sms_app, "es")
+    call.say("qué es una vacuna contra el cáncer")
+    lupe = ("Polly.Lupe-Neural", "es-US")
+    said = voices(call.root)
+    assert said[0] == (*lupe, catalog.texts["es"]["topic:vaccine:summary"].string)
+    assert said[1] == (*ENGLISH_VOICE, catalog.texts["en"]["voice:after"].string)
+    call.press("2")  # the list of topics
+    said = voices(call.root)
+    mab = catalog.texts["es"]["topic:mab:title"].string
+    assert (*lupe, f"Para {mab}, oprima 5.") in said
+    assert (*ENGLISH_VOICE, "For Immunotherapy, press 1.") in said  # its title is not reviewed
+    call = Call(sms_client, caller="+16175550124")
+    choose(call, sms_app, "es")
+    call.say("mab vacuna")  # "did you mean": one language for the whole question, as its title is not reviewed
+    (question, *_) = voices(call.root)
+    assert question == (*ENGLISH_VOICE, "Did you mean: For Monoclonal antibodies (mAbs), press 1. "
+                                        "For Cancer vaccines, press 2.")
+
+
 # --- each language's call -----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("locale", LOCALES)

@@ -31,6 +31,7 @@ from flask import Blueprint, Response, abort, current_app, jsonify, request, sen
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from . import inbox
+from .alerts import callback_number
 from .catalog import SOURCE_LOCALE, Catalog
 from .config import ROOT
 from .conversation import Assistant, State, last_resort
@@ -48,7 +49,7 @@ MAX_SPEECH = 2000  # characters of a SpeechResult read (Twilio's are a sentence 
 MAX_HINTS = 500  # Twilio's limit on <Gather hints> entries (each at most 100 characters)
 ANSWERED = ("completed", "answered")
 NUMBER_TEXTS = ("voice:goodbye", "voice:no_answer")  # the ways out of a call: never without the number
-TEXTABLE = re.compile(r"\+[1-9]\d{7,14}")  # E.164; Twilio posts "anonymous" or "+266696687" for hidden numbers
+TEXTABLE = re.compile(r"\+[1-9]\d{7,14}")  # E.164 (hidden numbers: alerts.callback_number)
 
 
 # -- one turn of the call: the TwiML, and what a person reading it should know ------------------------
@@ -216,6 +217,12 @@ class Speaker:
         self.default = self.assistant.settings.default_locale if self.assistant.settings.default_locale in self.table \
             else next(iter(self.table), "en")
 
+    @property
+    def callback(self) -> str | None:
+        """The caller's number, None when hidden: then no language is looked up or remembered for it (it
+        is shared by every hidden caller) and no text is sent."""
+        return callback_number(self.step.phone)
+
     def locale(self) -> str:
         lang = self.known or self.step.args.get("lang", "")
         return lang if lang in self.table else self.default
@@ -331,7 +338,7 @@ def _listing(path: str, _stamp: int) -> frozenset[str]:
 def start(sp: Speaker) -> Turn:
     """A call comes in: a caller whose number has a language goes straight on in it."""
     turn = Turn(sp)
-    known = inbox.sender_state(sp.app, sp.step.phone) if sp.step.phone else None
+    known = inbox.sender_state(sp.app, sp.step.phone) if sp.callback else None
     if known and known.locale in sp.table:
         sp.known = known.locale
         ask(sp, turn, known.locale, welcome=True)
@@ -373,7 +380,8 @@ def on_language(sp: Speaker) -> Turn:
     chosen = next((r.code for r in sp.table.values() if r.page == page and str(r.digit) == digit), None)
     if chosen:
         sp.recorded = True
-        inbox.record_step(sp.app, _sid(step), step.phone, chosen, "language", None, language=chosen)
+        inbox.record_step(sp.app, _sid(step), step.phone, chosen, "language", None,
+                          language=chosen if sp.callback else None)
         ask(sp, turn, chosen, welcome=True)
         return turn
     if digit == "0":
@@ -555,7 +563,7 @@ def speak(sp: Speaker, turn: Turn, locale: str, outcome: inbox.Outcome) -> Turn:
     if topic == "language" and outcome.locale in sp.table and outcome.locale != locale:
         # "Español" said on an English call: the call goes on in Spanish, and the number keeps it.
         inbox.record_step(sp.app, _sid(sp.step, "language"), sp.step.phone, outcome.locale, "language", None,
-                          language=outcome.locale)
+                          language=outcome.locale if sp.callback else None)
         ask(sp, turn, outcome.locale)
     elif topic == "language":
         language_menu(sp, turn, 1)
@@ -621,8 +629,9 @@ def send_text(sp: Speaker, turn: Turn, locale: str, step_name: str, body: str) -
     """Queue a text to the caller (the outbox, sent by the worker), and say whether it was. A number
     that opted out of texts, or a hidden one, gets none."""
     phone = sp.step.phone
-    known = inbox.sender_state(sp.app, phone) if TEXTABLE.fullmatch(phone) else None
-    if not body or not TEXTABLE.fullmatch(phone) or (known is not None and known.opted_out):
+    textable = bool(sp.callback and TEXTABLE.fullmatch(phone))
+    known = inbox.sender_state(sp.app, phone) if textable else None
+    if not body or not textable or (known is not None and known.opted_out):
         turn.prompt(locale, "voice:not_texted")
         inbox.record_step(sp.app, _sid(sp.step, step_name), phone, locale, f"{step_name}:refused", None)
         return False

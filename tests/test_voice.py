@@ -698,6 +698,24 @@ def test_hidden_number_gets_no_text(sms_client, sms_app):
     assert count(sms_app, Alert, Alert.escalation_id.is_(None)) == 0
 
 
+@pytest.mark.parametrize("caller", ["anonymous", "Restricted", "unknown", "+266696687", "+86282452253", "+7378742833",
+                                    "+2562533", ""])
+def test_hidden_callers_share_no_language_get_no_text_and_staff_are_told(sms_client, sms_app, caller):
+    first = Call(sms_client, caller=caller)
+    choose(first, sms_app, "ru")
+    second = Call(sms_client, caller=caller)  # someone else whose number is hidden too
+    second.start()
+    assert "For English, press 1." in second.said() and second.root.xpath("/Response/Gather/@input") == ["dtmf"]
+    second.press("1")
+    second.say("fever")
+    second.dial_ends("no-answer")
+    assert second.heard().count(SPOKEN_CARE_TEAM) == 2 and "We could not send you a text message." in second.said()
+    assert count(sms_app, Sender) == 0 and count(sms_app, Alert, Alert.escalation_id.is_(None)) == 0
+    with db(sms_app) as session:
+        bodies = {a.body for a in session.scalars(select(Alert))}
+    assert len(bodies) == 1 and "NO callback number" in bodies.pop()
+
+
 # --- memory ------------------------------------------------------------------------------------------------
 
 def test_a_caller_remembered_from_sms_goes_straight_on_in_their_language(sms_client, sms_app):

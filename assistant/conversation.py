@@ -104,11 +104,13 @@ class Assistant:
     digit."""
 
     def __init__(self, catalog: Catalog | CatalogStore, settings: Settings | None = None, *,
-                 voice: bool = False) -> None:
+                 voice: bool = False, whole: bool = False) -> None:
         self.store = catalog if isinstance(catalog, CatalogStore) else CatalogStore(catalog)
         self.settings = settings or Settings()
         self.voice = voice
+        self.whole = whole  # texts never cut to MORE
         self._spoken: Assistant | None = self if voice else None
+        self._uncut: Assistant | None = self if whole else None
 
     @property
     def spoken(self) -> Assistant:
@@ -116,6 +118,14 @@ class Assistant:
         if self._spoken is None:
             self._spoken = Assistant(self.store, self.settings, voice=True)
         return self._spoken
+
+    @property
+    def uncut(self) -> Assistant:
+        """This assistant writing texts whole, never cut to MORE: for a text sent from a call, whose
+        caller has no MORE to ask for (Twilio takes up to 1,600 characters in one message)."""
+        if self._uncut is None:
+            self._uncut = Assistant(self.store, self.settings, whole=True)
+        return self._uncut
 
     def text(self, locale: str, key: str, **extra: str) -> str:
         """The catalog text ``key`` (a msgctxt) in ``locale`` with its placeholders filled; English if the
@@ -305,8 +315,10 @@ class Assistant:
         text = for_locale(smart_encode(" ".join(p.strip() for p in parts if p and p.strip())), locale)
         for extra in optional:
             longer = for_locale(smart_encode(f"{text} {extra.strip()}"), locale)
-            if measure(longer).segments <= self.settings.max_segments:
+            if self.whole or measure(longer).segments <= self.settings.max_segments:
                 text = longer
+        if self.whole:
+            return Reply(text, level, topic, locale, replace(state, more="", reply_locale=locale), finding)
         head, rest = fit(text, self.settings.max_segments, self._render(catalog, locale, "text:more.hint"))
         return Reply(head, level, topic, locale, replace(state, more=rest, reply_locale=locale), finding)
 

@@ -35,7 +35,9 @@ from .alerts import callback_number
 from .catalog import SOURCE_LOCALE, Catalog
 from .config import ROOT
 from .conversation import Assistant, State, last_resort
+from .direction import for_locale
 from .logs import mask_phone
+from .segments import smart_encode
 from .voicetable import MORE_DIGIT, VoiceLocale, voice_table
 from .webhooks import twilio_signed
 
@@ -620,14 +622,25 @@ def on_after(sp: Speaker) -> Turn:
 
 
 def text_answer(sp: Speaker, turn: Turn, locale: str, topic: str) -> None:
-    """The topic's answer as a text message in the caller's language (the core's SMS answer)."""
-    reply = sp.assistant.reply("1", State(locale, True, menu=(f"topic:{topic}",)), lang=locale)
+    """The topic's answer as a text message in the caller's language: the core's SMS answer, whole (a
+    caller has no MORE to ask for)."""
+    reply = sp.assistant.uncut.reply("1", State(locale, True, menu=(f"topic:{topic}",)), lang=locale)
     send_text(sp, turn, locale, "text", reply.text or "")
 
 
+def with_care_team(sp: Speaker, locale: str, body: str) -> str:
+    """``body`` ending with the care-team number, in the caller's language, unless it gives it already."""
+    number = sp.assistant.settings.care_team_phone
+    if not body or number in body:
+        return body
+    line = sp.sms_text(locale, "text:care_team") or number
+    return for_locale(smart_encode(f"{body} {line}"), locale)
+
+
 def send_text(sp: Speaker, turn: Turn, locale: str, step_name: str, body: str) -> bool:
-    """Queue a text to the caller (the outbox, sent by the worker), and say whether it was. A number
-    that opted out of texts, or a hidden one, gets none."""
+    """Queue a text to the caller (the outbox, sent by the worker), with the care-team number, and say
+    whether it was. A number that opted out of texts, or a hidden one, gets none."""
+    body = with_care_team(sp, locale, body)
     phone = sp.step.phone
     textable = bool(sp.callback and TEXTABLE.fullmatch(phone))
     known = inbox.sender_state(sp.app, phone) if textable else None

@@ -661,6 +661,36 @@ def test_keypad_only_languages_get_the_answer_as_a_text(sms_client, sms_app, loc
     assert call.root.xpath("/Response/Dial/text()") == [DIALLED_CARE_TEAM]
 
 
+@pytest.mark.parametrize("locale", ["ht", "so"])
+def test_every_text_sent_from_a_call_gives_the_care_team_number(sms_client, sms_app, locale):
+    call = Call(sms_client)
+    choose(call, sms_app, locale)
+    for key in "12345678":
+        call.press(key)  # a topic: its answer is texted
+        call.press("2")  # back to the list
+    with db(sms_app) as session:
+        bodies = [a.body for a in session.scalars(select(Alert).where(Alert.escalation_id.is_(None)))]
+    assert len(bodies) == 8 and all(CARE_TEAM in b for b in bodies)
+    line = sms_app.extensions["assistant"].text(locale, "text:care_team")
+    assert any(b.endswith(line) for b in bodies)  # added where the answer did not give it
+
+
+def test_a_text_sent_from_a_call_is_whole_never_cut_to_more(sms_client, sms_app):
+    """A caller has no MORE to ask for: the Arabic "resources" answer, longer than an SMS's three
+    segments, goes out whole."""
+    assistant = sms_app.extensions["assistant"]
+    catalog = assistant.store.current
+    index = [t.id for t in catalog.source.topics].index("resources")
+    call = Call(sms_client)
+    choose(call, sms_app, "ar")
+    call.post(f"/voice/after?lang=ar&n=3&t={index}&try=0", Digits="3")
+    assert call.said()[0] == text(sms_app, "ar", "voice:texted")
+    with db(sms_app) as session:
+        (body,) = session.scalars(select(Alert.body).where(Alert.escalation_id.is_(None))).all()
+    assert assistant.text("ar", "text:more.hint") not in body and "Lemonade Stand" in body and "FDA" in body
+    assert CARE_TEAM in body and len(body) <= 1600
+
+
 def test_a_coordinators_recording_is_played(sms_client, sms_app, tmp_path):
     sms_app.config["VOICE_RECORDINGS_DIR"] = str(tmp_path)
     (tmp_path / "ht").mkdir()

@@ -11,7 +11,8 @@ silence was met (``try``). Each step is recorded under ``<CallSid>:<n>``; Twilio
 repeats its step id, so a repeated request escalates, alerts and texts once.
 
 Keys: ``0`` always reaches the care team; ``*`` repeats; ``9`` is "more" in lists longer than a page;
-no list offers more than nine choices.
+``8`` is the language menu from the first question and the lists of topics (seven a page); no menu
+offers more than nine choices.
 """
 
 from __future__ import annotations
@@ -38,13 +39,13 @@ from .conversation import Assistant, State, last_resort
 from .direction import for_locale
 from .logs import mask_phone
 from .segments import smart_encode
-from .voicetable import MORE_DIGIT, VoiceLocale, voice_table
+from .voicetable import LANGUAGE_DIGIT, MORE_DIGIT, VoiceLocale, voice_table
 from .webhooks import twilio_signed
 
 log = logging.getLogger(__name__)
 bp = Blueprint("voice", __name__)
 
-PAGE = 8  # choices a keypad list says at once; 9 then says the rest
+PAGE = 7  # topics a keypad list says at once; 8 is the language menu and 9 says the rest
 GATHER_TIMEOUT = 6  # seconds of silence after the prompt before Twilio calls the action without input
 DIAL_TIMEOUT = 25  # seconds the care team's phone rings before the call counts as not answered
 MAX_SPEECH = 2000  # characters of a SpeechResult read (Twilio's are a sentence or two)
@@ -371,8 +372,21 @@ def language_menu(sp: Speaker, turn: Turn, page: int, tries: int = 0) -> None:
                 said.add((text, lang))
                 turn.line(row.code, "voice:language.more", text, lang)
         turn.key(MORE_DIGIT, "more languages")
+    # 0 and *, once, in the service's language: in every language it would double the menu's length.
+    turn.prompt(sp.default, "voice:menu.end")
     turn.key(0, "care team")
     turn.key("*", "repeat")
+
+
+def language_key(sp: Speaker, turn: Turn, locale: str) -> None:
+    """"For another language, press 8", in the call's language and in English: a caller whose language was
+    remembered or guessed from a text may not understand it."""
+    said = sp.line(locale, "voice:language.key", digit=str(LANGUAGE_DIGIT))
+    turn.line(locale, "voice:language.key", *said)
+    english = sp.line(SOURCE_LOCALE, "voice:language.key", digit=str(LANGUAGE_DIGIT))
+    if english != said:
+        turn.line(SOURCE_LOCALE, "voice:language.key", *english)
+    turn.key(LANGUAGE_DIGIT, "languages")
 
 
 def on_language(sp: Speaker) -> Turn:
@@ -396,8 +410,7 @@ def on_language(sp: Speaker) -> Turn:
         if step.tries:
             return goodbye(sp, turn, sp.default, no_input=True)
         language_menu(sp, turn, page, tries=1)  # silence: the menu once more
-    else:
-        turn.prompt(sp.default, "voice:wrong_key")
+    else:  # a wrong key: the menu again, in every language (no sentence in one language before it)
         language_menu(sp, turn, page)
     return turn
 
@@ -415,6 +428,7 @@ def ask(sp: Speaker, turn: Turn, locale: str, *, welcome: bool = False, tries: i
         turn.prompt(locale, "voice:welcome")
     turn.prompt(locale, "voice:ask")
     turn.key(1, "topics")
+    language_key(sp, turn, locale)
     turn.key(0, "care team")
     turn.key("*", "repeat")
 
@@ -427,6 +441,8 @@ def on_answer(sp: Speaker) -> Turn:
         return speak(sp, turn, locale, outcome)
     if step.digits == "1":
         topic_menu(sp, turn, locale, 1)
+    elif step.digits == str(LANGUAGE_DIGIT):
+        language_menu(sp, turn, 1)
     elif step.digits == "0":
         return transfer(sp, turn, locale)
     elif step.digits == "*":
@@ -444,13 +460,14 @@ def topic_menu(sp: Speaker, turn: Turn, locale: str, page: int, *, welcome: bool
                before: tuple[str, ...] = ()) -> None:
     """A page of the list of topics (eight at most; 9 says the next page)."""
     keypad_list(sp, turn, locale, _page(sp.catalog, page), {"page": page}, more=bool(_page(sp.catalog, page + 1)),
-                welcome=welcome, tries=tries, before=before)
+                welcome=welcome, tries=tries, before=before, languages=True)
 
 
 def keypad_list(sp: Speaker, turn: Turn, locale: str, topics: list[str], params: dict[str, str | int], *,
                 more: bool = False, welcome: bool = False, tries: int = 0, before: tuple[str, ...] = (),
-                question: bool = False) -> None:
-    """Topics to pick by key (``question``: the choices of "did you mean")."""
+                question: bool = False, languages: bool = False) -> None:
+    """Topics to pick by key (``question``: the choices of "did you mean"; ``languages``: 8 offers the
+    language menu)."""
     turn.gather(sp.action("/voice/pick", locale, **params, **{"try": tries}))
     for key in before:
         turn.prompt(locale, key)
@@ -464,6 +481,8 @@ def keypad_list(sp: Speaker, turn: Turn, locale: str, topics: list[str], params:
         if not question:
             turn.line(locale, "voice:option", *sp.option(locale, topic, i))
         turn.key(i, sp.text(locale, f"topic:{topic}:title"))
+    if languages:
+        language_key(sp, turn, locale)
     if more:
         turn.prompt(locale, "voice:menu.more", digit=str(MORE_DIGIT))
         turn.key(MORE_DIGIT, "more topics")
@@ -504,6 +523,8 @@ def on_pick(sp: Speaker) -> Turn:
         return transfer(sp, turn, locale)
     if digit == str(MORE_DIGIT) and "o" not in step.args and _page(sp.catalog, page + 1):
         topic_menu(sp, turn, locale, page + 1)
+    elif digit == str(LANGUAGE_DIGIT) and "o" not in step.args:
+        language_menu(sp, turn, 1)
     elif digit == "*":
         again()
     elif digit:

@@ -19,6 +19,7 @@ from .catalog import SOURCE_LOCALE, Catalog, Problem, _Sample
 
 VALUES_FILE = Path(__file__).resolve().parent / "twilio_voice_values.json"
 MORE_DIGIT = 9  # "more languages" / "more topics"; 0 is always the care team, * repeats
+LANGUAGE_DIGIT = 8  # the language menu, from the first question and the lists of topics (seven a page)
 PAGES = (1, 2)
 # <Say> limits per voice family (Twilio error 13521): Polly 3,000 characters, Google 5,000, others 4,096.
 SAY_LIMITS = {"Polly.": 3000, "Google.": 5000}

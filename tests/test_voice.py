@@ -91,6 +91,13 @@ def count(app, model, *where) -> int:
         return session.scalar(select(func.count()).select_from(model).where(*where))
 
 
+def language_key(app, locale: str) -> list[str]:
+    """"For another language, press 8." in the call's language, then in English."""
+    lines = [text(app, locale, "voice:language.key", digit="8")]
+    english = text(app, "en", "voice:language.key", digit="8")
+    return lines if lines == [english] else [*lines, english]
+
+
 def choose(call: Call, app, locale: str) -> None:
     """Start a call from an unknown number and pick ``locale`` in the language menu."""
     call.start()
@@ -170,14 +177,20 @@ def test_language_menu_every_language_in_its_own_words_and_voice(sms_client, sms
     for say, row in zip(says, first, strict=False):
         assert (say.get("voice"), say.get("language")) == (row.voice, row.say_language)
         assert say.text == text(sms_app, row.code, "voice:language.option", digit=str(row.digit))
-    for say, row in zip(says[len(first):], second, strict=True):  # "for other languages, press 9", in each
+    more = says[len(first):len(first) + len(second)]
+    for say, row in zip(more, second, strict=True):  # "for other languages, press 9", in each
         assert (say.get("voice"), say.get("language")) == (row.voice, row.say_language)
         assert say.text == text(sms_app, row.code, "voice:language.more", digit="9")
     assert "Para español, oprima 2." in call.said()
+    # 0 and star, announced once, in the service's language
+    assert says[-1].text == "To talk to the care team, press 0. To hear this again, press star."
+    assert len(says) == len(first) + len(second) + 1
     root = call.press("9")
-    for say, row in zip(root.xpath("/Response/Gather/Say"), second, strict=True):
+    says = root.xpath("/Response/Gather/Say")
+    for say, row in zip(says, second, strict=False):
         assert (say.get("voice"), say.get("language")) == (row.voice, row.say_language)
         assert say.text == text(sms_app, row.code, "voice:language.option", digit=str(row.digit))
+    assert len(says) == len(second) + 1 and says[-1].text == text(sms_app, "en", "voice:menu.end")
     assert "Pou kreyòl ayisyen, peze 1." in call.said() and "Af-Soomaali, riix 4." in call.said()
 
 
@@ -193,12 +206,21 @@ def test_language_menu_star_repeats_and_silence_repeats_once_then_the_number(sms
     assert first.xpath("/Response/Gather/@actionOnEmptyResult") == ["true"]
 
 
-def test_language_menu_wrong_key_says_so_and_repeats(sms_client):
+def test_language_menu_wrong_key_repeats_it_in_every_language_never_in_english_alone(sms_client):
     call = Call(sms_client)
     call.start()
     menu = call.said()
-    call.press("#")
-    assert call.said()[0] == "That key is not on the menu." and call.said()[1:] == menu
+    for key in ("#", "7" * 3):
+        call.press(key)
+        assert call.said() == menu
+
+
+def test_language_menu_0_is_the_care_team(sms_client):
+    call = Call(sms_client)
+    call.start()
+    assert "To talk to the care team, press 0." in call.heard()
+    root = call.press("0")
+    assert root.xpath("/Response/Dial/text()") == [DIALLED_CARE_TEAM]
 
 
 # --- only reviewed texts served (SERVE_UNREVIEWED=false): each text in the voice of its own language ------
@@ -313,9 +335,14 @@ def test_each_language_listens_and_speaks_as_its_row_says(sms_client, sms_app, l
         assert gather.get("language") == row.speech and gather.get("language") in values["gather_languages"]
         assert gather.get("speechTimeout") == "auto" and gather.get("hints")
         assert len(gather.get("hints").split(", ")) <= 500
-        assert call.said() == [text(sms_app, locale, "voice:welcome"), text(sms_app, locale, "voice:ask")]
+        assert call.said() == [text(sms_app, locale, "voice:welcome"), text(sms_app, locale, "voice:ask"),
+                               *language_key(sms_app, locale)]
+    english = table(sms_app)["en"]
     for say in call.root.xpath("//Say"):
-        assert (say.get("voice"), say.get("language")) == (row.voice, row.say_language)
+        # its own voice; only the language key's English line in the English voice
+        expected = (english.voice, english.say_language) if say.text == language_key(sms_app, "en")[0] \
+            else (row.voice, row.say_language)
+        assert (say.get("voice"), say.get("language")) == expected
         assert say.get("voice") in values["say_voices"] and say.get("language") in values["say_languages"]
     with db(sms_app) as session:
         assert session.get(Sender, CAREGIVER).locale == locale
@@ -411,7 +438,7 @@ def test_naming_a_language_moves_the_call_to_it(sms_client, sms_app):
     choose(call, sms_app, "en")
     call.say("español")
     assert call.root.xpath("/Response/Gather/@language") == ["es-US"]
-    assert call.said() == [text(sms_app, "es", "voice:ask")]
+    assert call.said() == [text(sms_app, "es", "voice:ask"), *language_key(sms_app, "es")]
     with db(sms_app) as session:
         assert session.get(Sender, CAREGIVER).locale == "es"
 
@@ -422,18 +449,20 @@ def test_keypad_lists_never_offer_more_than_nine_choices_and_0_is_the_care_team(
     call = Call(sms_client)
     choose(call, sms_app, "en")
     call.press("1")
-    titles = [t.title for t in sms_app.extensions["assistant"].store.current.source.topics]
-    options = [s for s in call.said() if s.startswith("For ") and s.endswith(".") and "press" in s]
-    assert options[:8] == [f"For {t}, press {i}." for i, t in enumerate(titles[:8], 1)]
-    assert "For more topics, press 9." in call.said()
-    assert call.said()[-1] == text(sms_app, "en", "voice:menu.end")
+    topics = sms_app.extensions["assistant"].store.current.source.topics
+    titles = [t.title for t in topics]
+    first = [f"For {t}, press {i}." for i, t in enumerate(titles[:7], 1)]
+    assert call.said() == [*first, "For another language, press 8.", "For more topics, press 9.",
+                           text(sms_app, "en", "voice:menu.end")]
+    assert sorted(call.root.xpath("/Response/Gather/@numDigits")) == ["1"]
     call.press("9")
-    page2 = [s for s in call.said() if s.startswith("For ") and "press" in s]
-    assert page2 == [f"For {t}, press {i}." for i, t in enumerate(titles[8:16], 1)]
-    assert "For more topics, press 9." not in call.said()
-    call.press("5")  # the fifth of the second page
-    summary = sms_app.extensions["assistant"].store.current.texts["en"]["topic:late_effects:summary"].string
-    assert call.said()[0] == summary
+    assert call.said()[:7] == [f"For {t}, press {i}." for i, t in enumerate(titles[7:14], 1)]
+    call.press("9")
+    page3 = [s for s in call.said() if s.startswith("For ") and "press" in s]
+    assert page3 == [*(f"For {t}, press {i}." for i, t in enumerate(titles[14:], 1)), "For another language, press 8."]
+    call.press("*")
+    call.post(call.action().replace("page=3", "page=2"), Digits="5")  # the fifth of the second page
+    assert call.said()[0] == text(sms_app, "en", f"topic:{topics[11].id}:summary")
     call.press("0")
     assert call.root.xpath("/Response/Dial/text()") == [DIALLED_CARE_TEAM]
     assert call.said() == ["I am connecting you to the care team."]
@@ -458,7 +487,8 @@ def test_no_input_asks_once_more_then_says_the_number_and_hangs_up(sms_client, s
     choose(call, sms_app, "ko")
     call.silence()
     assert call.said()[0] == text(sms_app, "ko", "voice:no_input")
-    assert call.said()[-1] == text(sms_app, "ko", "voice:ask") and call.root.xpath("/Response/Gather")
+    assert call.said()[1:] == [text(sms_app, "ko", "voice:ask"), *language_key(sms_app, "ko")]
+    assert call.root.xpath("/Response/Gather")
     call.silence()
     assert call.said() == [text(sms_app, "ko", "voice:no_input"), text(sms_app, "ko", "voice:goodbye")]
     assert SPOKEN_CARE_TEAM in call.heard() and call.root.xpath("/Response/*[last()][self::Hangup]")
@@ -468,7 +498,8 @@ def test_a_wrong_key_says_so_and_repeats(sms_client, sms_app):
     call = Call(sms_client)
     choose(call, sms_app, "en")
     call.press("7")
-    assert call.said() == ["That key is not on the menu.", text(sms_app, "en", "voice:ask")]
+    assert call.said() == ["That key is not on the menu.", text(sms_app, "en", "voice:ask"),
+                           "For another language, press 8."]
     call.press("1")
     menu = call.said()
     call.press("#")
@@ -648,7 +679,7 @@ def test_keypad_only_languages_get_the_answer_as_a_text(sms_client, sms_app, loc
     call = Call(sms_client)
     choose(call, sms_app, locale)
     assert call.root.xpath("/Response/Gather/@input") == ["dtmf"]
-    assert set(call.root.xpath("//Say/@voice")) == {voice}
+    assert set(call.root.xpath("//Say/@voice")) == {voice, "Polly.Joanna-Neural"}  # "For another language" too
     call.press("5")  # a topic of the list
     said = call.said()
     assert said[0] == text(sms_app, locale, "voice:texted")
@@ -665,12 +696,12 @@ def test_keypad_only_languages_get_the_answer_as_a_text(sms_client, sms_app, loc
 def test_every_text_sent_from_a_call_gives_the_care_team_number(sms_client, sms_app, locale):
     call = Call(sms_client)
     choose(call, sms_app, locale)
-    for key in "12345678":
+    for key in "1234567":
         call.press(key)  # a topic: its answer is texted
         call.press("2")  # back to the list
     with db(sms_app) as session:
         bodies = [a.body for a in session.scalars(select(Alert).where(Alert.escalation_id.is_(None)))]
-    assert len(bodies) == 8 and all(CARE_TEAM in b for b in bodies)
+    assert len(bodies) == 7 and all(CARE_TEAM in b for b in bodies)
     line = sms_app.extensions["assistant"].text(locale, "text:care_team")
     assert any(b.endswith(line) for b in bodies)  # added where the answer did not give it
 
@@ -753,7 +784,56 @@ def test_a_caller_remembered_from_sms_goes_straight_on_in_their_language(sms_cli
     call = Call(sms_client)
     root = call.start()
     assert root.xpath("/Response/Gather/@language") == ["es-US"]
-    assert call.said() == [text(sms_app, "es", "voice:welcome"), text(sms_app, "es", "voice:ask")]
+    assert call.said() == [text(sms_app, "es", "voice:welcome"), text(sms_app, "es", "voice:ask"),
+                           *language_key(sms_app, "es")]
+
+
+def test_a_language_guessed_from_one_text_can_be_changed_from_the_keypad(sms_client, sms_app):
+    text_sms(sms_client, "con tôi bị ho")
+    with db(sms_app) as session:
+        assert session.get(Sender, CAREGIVER).locale == "vi"
+    call = Call(sms_client)
+    call.start()
+    assert call.root.xpath("/Response/Gather/@language") == ["vi-VN"]
+    assert voices(call.root)[-1] == (*ENGLISH_VOICE, "For another language, press 8.")  # in English too
+    call.press("8")
+    assert call.root.xpath("/Response/Gather/@action")[0].startswith(PUBLIC_URL + "/voice/language")
+    assert "For English, press 1." in call.said()
+    call.press("2")
+    with db(sms_app) as session:
+        assert session.get(Sender, CAREGIVER).locale == "es"
+
+
+def test_a_keypad_only_caller_reaches_the_language_menu_from_the_list(sms_client, sms_app):
+    choose(Call(sms_client), sms_app, "so")
+    call = Call(sms_client)
+    call.start()  # remembered: the Somali list of topics straight away
+    said = call.said()
+    assert said[said.index(text(sms_app, "so", "voice:language.key", digit="8")) + 1] == \
+        "For another language, press 8."
+    call.press("8")
+    assert "For English, press 1." in call.said()
+    call.press("1")
+    assert call.root.xpath("/Response/Gather/@language") == ["en-US"]
+
+
+def test_every_menu_offers_nine_choices_at_most_and_0_is_the_care_team(sms_client):
+    def post(path: str, **fields):
+        body = {"path": path, "From": "+15550100999", "CallSid": "SIMCA1", **fields}
+        steps = sms_client.post("/simulator/voice", json=body).get_json()["steps"]
+        gathers = [s for s in steps if s["kind"] == "gather"]
+        for gather in gathers:
+            assert len([k for k in gather["keys"] if k in "123456789"]) <= 9 and gather["keys"]["0"] == "care team"
+        return gathers[-1]["action"] if gathers else None
+
+    menu = post("/voice")
+    post(post(menu, Digits="9"), Digits="4")  # Somali: the list of topics
+    ask = post(menu, Digits="1")
+    topics = post(ask, Digits="1")
+    page2 = post(topics, Digits="9")
+    post(page2, Digits="9")
+    post(post(topics, Digits="3"), Digits="*")  # after an answer
+    post(ask, SpeechResult="mab vaccine")  # did you mean
 
 
 def test_a_caller_remembered_from_an_earlier_call(sms_client, sms_app):

@@ -224,7 +224,11 @@ def _handle(app: Flask, message_sid: str, phone: str, text: str, media: int, cal
     recorder: Recorder = app.extensions["recorder"]
     remembered = recorder.answered(message_sid)
     if remembered is not None:
-        return _replay(remembered, message_sid, phone)
+        return _replay(remembered, message_sid, phone)  # from memory: whole, with its list and parts
+
+    def again() -> Reply | None:  # a call's step made again (see _replay)
+        return assistant.spoken.reply(text, call, lang=call.locale) if call is not None else None
+
     # A state still waiting to be written is newer than the stored one. Looked up before the read: once
     # it is gone from memory, it is committed, so the read sees it.
     pending = recorder.state(phone)
@@ -232,7 +236,7 @@ def _handle(app: Flask, message_sid: str, phone: str, text: str, media: int, cal
     try:
         row = recorder.read(phone, message_sid)
         if row.seen_sid is not None:
-            return _replay(row.outcome, message_sid, phone)
+            return _replay(row.outcome, message_sid, phone, again())
         if call is None and pending is None and (row.locale is not None or row.opted_out is not None):
             state = State(locale=row.locale, locale_explicit=bool(row.locale_explicit),
                           menu=tuple(row.menu.split()) if row.menu else (), more=row.more or "",
@@ -292,7 +296,9 @@ def _handle(app: Flask, message_sid: str, phone: str, text: str, media: int, cal
             row = recorder.read(phone, message_sid)
         except Exception:
             row = None
-        return _replay(row.outcome if row is not None and row.seen_sid is not None else outcome, message_sid, phone)
+        if row is not None and row.seen_sid is not None:
+            return _replay(row.outcome, message_sid, phone, again())
+        return _replay(outcome, message_sid, phone)
     except Exception:
         log.exception("ESCALATION NOT CONFIRMED: it may not be recorded; the caregiver was told to call",
                       extra={"event": "escalation.unrecorded", "phone": mask_phone(phone), "sid": message_sid,
@@ -386,10 +392,17 @@ def _sender_row(phone: str, before: State, reply: Reply, now: datetime, known: b
             "reply_locale": after.reply_locale, "set_reply_locale": set_reply_locale}
 
 
-def _replay(outcome: Outcome, message_sid: str, phone: str) -> Outcome:
+def _replay(outcome: Outcome, message_sid: str, phone: str, again: Reply | None = None) -> Outcome:
+    """The stored answer to a message id seen before. A call's step repeated by Twilio needs what is not
+    stored (the list a "did you mean" offers, each part's language) for the same TwiML: ``again`` is the
+    core's answer to the same words made again (it has no side effects), used when it is the stored one
+    (same level and topic); otherwise, the stored answer stands as it is."""
     log.info("retry answered from memory", extra={"event": "inbound.retry", "sid": message_sid,
                                                   "phone": mask_phone(phone)})
-    return Outcome(outcome.text, outcome.level, outcome.topic, outcome.locale, duplicate=True)
+    if again is not None and (again.level, again.topic) == (outcome.level, outcome.topic):
+        return Outcome(again.text, again.level, again.topic, again.locale, True, menu=again.state.menu,
+                       failed=again.failed, pieces=again.pieces)
+    return replace(outcome, duplicate=True)
 
 
 class Duplicate(Exception):

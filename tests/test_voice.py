@@ -584,6 +584,31 @@ def test_twilio_repeating_a_request_escalates_and_alerts_once(sms_client, sms_ap
     assert count(sms_app, Alert, Alert.escalation_id.is_(None)) == 1  # the number texted once
 
 
+@pytest.mark.parametrize("words", ["mab vaccine", "español", "what is a cancer vaccine", "purple elephant"])
+def test_twilio_repeating_a_step_gets_the_same_twiml_once_it_is_stored(sms_client, sms_app, words):
+    """The retry is answered from the database (written meanwhile), which keeps no list of choices."""
+    call = Call(sms_client)
+    choose(call, sms_app, "en")
+    answer = call.action()
+    first = etree.tostring(call.post(answer, SpeechResult=words))
+    assert sms_app.extensions["recorder"].flush()
+    again = etree.tostring(call.post(answer, SpeechResult=words))
+    assert again == first
+    if words == "mab vaccine":
+        assert call.said()[0].startswith("Did you mean: For Monoclonal antibodies (mAbs), press 1.")
+
+
+@pytest.mark.parametrize("words", ["tiene fiebre", "qué es una vacuna contra el cáncer"])
+def test_a_repeated_step_says_each_part_in_the_same_voice_as_the_first_time(reviewed_app, words):
+    call = Call(reviewed_app.test_client())
+    choose(call, reviewed_app, "es")
+    answer = call.action()
+    first = voices(call.post(answer, SpeechResult=words))
+    assert reviewed_app.extensions["recorder"].flush()
+    assert voices(call.post(answer, SpeechResult=words)) == first
+    assert first[0][:2] == ENGLISH_VOICE  # the English fallback, in the English voice both times
+
+
 def test_escalation_is_said_even_when_the_catalog_fails(sms_client, sms_app, monkeypatch):
     call = Call(sms_client)
     choose(call, sms_app, "es")

@@ -291,10 +291,17 @@ class Assistant:
         return values
 
     def _spoken_key(self, catalog: Catalog, key: str) -> str:
-        """On a call, the spoken version of a text where the catalog has one (``voice:<key>`` for ``text:<key>``)."""
-        if self.voice and key.startswith("text:") and f"voice:{key[5:]}" in catalog.texts[SOURCE_LOCALE]:
-            return f"voice:{key[5:]}"
-        return key
+        """On a call, the spoken version of a text where the catalog has one: ``voice:<key>`` for
+        ``text:<key>``, ``voice:topic.<id>`` for ``topic:<id>:summary`` (an answer written for a screen)."""
+        if not self.voice:
+            return key
+        if key.startswith("text:"):
+            spoken = f"voice:{key[5:]}"
+        elif key.startswith("topic:") and key.endswith(":summary"):
+            spoken = f"voice:topic.{key[6:-8]}"
+        else:
+            return key
+        return spoken if spoken in catalog.texts[SOURCE_LOCALE] else key
 
     def _render(self, catalog: Catalog, locale: str, key: str, **extra: str) -> Rendered:
         key = self._spoken_key(catalog, key)

@@ -149,6 +149,51 @@ def test_catalog_check_refuses_screen_words_and_long_says(source):
     assert "1)" in problems[("es", "voice:after")]
 
 
+@pytest.mark.parametrize(("locale", "ctx", "string"), [
+    ("es", "voice:ask", "Responda 1 para ver los temas."),
+    ("es", "voice:ask", "Escriba menú para ver los temas."),
+    ("es", "voice:after", "Escriba más para seguir."),
+    ("fr", "voice:ask", "Répondez 1 pour la liste."),
+    ("fr", "voice:after", "Envoyez un SMS avec PLUS."),
+    ("ru", "voice:ask", "Ответьте 1, чтобы увидеть темы."),
+    ("pt", "voice:ask", "Responda 1 para ver os temas."),
+    ("tl", "voice:after", "Mag-text ng susunod para sa iba pa."),
+    ("ht", "voice:after", "Voye plis pou rès la."),
+    ("vi", "voice:after", "Nhắn thêm để nghe tiếp."),
+    ("so", "voice:ask", "Ku jawaab lambar."),
+    ("zh_Hans", "voice:after", "发送“更多”看其余内容。"),
+    ("ko", "voice:after", "나머지를 들으려면 '더보기'라고 보내세요."),
+    ("ar", "voice:after", "أرسل «المزيد» لباقي الرسالة."),
+    ("es", "topic:vaccine:summary", "Las vacunas entrenan al cuerpo. Escriba MAS para el resto."),  # said on a call
+    ("fr", "topic:vaccine:summary", "Les vaccins entraînent le corps. Appelez le 1-800-227-2345."),
+    ("es", "voice:topic.resources", "Ayuda: la Sociedad Americana Contra el Cáncer, 800-ACS-2345."),
+])
+def test_catalog_check_refuses_screen_words_in_each_languages_own_words(source, locale, ctx, string):
+    catalog = build_catalog(source, {locale: shipped_po(locale, {ctx: string})})
+    assert [p for p in voice_problems(catalog) if (p.locale, p.where, p.severity) == (locale, ctx, "error")]
+
+
+def test_catalog_check_leaves_texts_only_sent_by_text_alone(source):
+    """Haitian Creole and Somali callers get topic answers as text messages: screen words belong there."""
+    ht = shipped_po("ht", {"topic:vaccine:summary": "Vaksen yo. Voye PLIS pou rès la. Rele 1-800-227-2345."})
+    catalog = build_catalog(source, {"ht": ht})
+    assert not [p for p in voice_problems(catalog) if (p.locale, p.where) == ("ht", "topic:vaccine:summary")]
+
+
+def shipped_po(locale: str, strings: dict[str, str]):
+    """The language's shipped catalog with ``strings`` (msgctxt -> translation) written into it."""
+    from babel.messages.pofile import read_po
+
+    from .conftest import ROOT
+
+    with open(ROOT / "locales" / locale / "LC_MESSAGES" / "messages.po", "rb") as fh:
+        po = read_po(fh, locale=locale)
+    for message in po:
+        if message.context in strings:
+            message.string = strings[message.context]
+    return po
+
+
 def test_a_long_answer_is_said_in_pieces_each_within_the_limit_in_order():
     from assistant.voice import _chunks
 
@@ -391,6 +436,18 @@ def test_after_an_answer_1_repeats_it_2_lists_topics_3_texts_it(sms_client, sms_
     assert count(sms_app, Alert, Alert.escalation_id.is_(None)) == 1
     call.post(after, Digits="2")
     assert call.said()[0] == text(sms_app, "es", "voice:option", label="Inmunoterapia", digit="1")
+
+
+@pytest.mark.parametrize(("words", "spoken", "written"), [
+    ("resources", "the American Cancer Society, at 1, 8, 0, 0, 2, 2, 7, 2, 3, 4, 5.", "1-800"),
+    ("who are you", "This line gives short facts", "texts short facts")])
+def test_answers_written_for_a_screen_are_said_in_their_spoken_version(sms_client, sms_app, words, spoken, written):
+    call = Call(sms_client)
+    choose(call, sms_app, "en")
+    call.say(words)
+    assert spoken in call.said()[0] and written not in call.heard()
+    if words == "who are you":
+        assert SPOKEN_CARE_TEAM in call.said()[0]
 
 
 def test_speech_that_matches_nothing_says_so_and_offers_the_keypad_list(sms_client, sms_app):

@@ -66,6 +66,31 @@ def twilio_values() -> dict[str, frozenset[str]]:
     return {key: frozenset(data[key]) for key in ("gather_languages", "say_languages", "say_voices")}
 
 
+@lru_cache(maxsize=1)
+def voice_languages() -> dict[str, frozenset[str]]:
+    """The languages each Polly voice (by name: "Joanna") and each basic voice (man, woman, alice) speaks."""
+    data = json.loads(VALUES_FILE.read_text(encoding="utf-8"))
+    return {name: frozenset(codes) for key in ("polly_voice_languages", "basic_voice_languages")
+            for name, codes in data[key].items()}
+
+
+# Language codes Twilio and Polly write for our languages where they differ from the catalog's code.
+_SPOKEN_AS = {"zh": {"zh", "cmn"}, "tl": {"tl", "fil"}, "ar": {"ar", "arb"}}
+
+
+def speaks(code: str, tag: str) -> bool:
+    """Whether the Twilio language tag ``tag`` ("cmn-Hans-CN", "fil-PH", "arb") is the language ``code``."""
+    base = code.split("_")[0]
+    return tag.split("-")[0].lower() in _SPOKEN_AS.get(base, {base})
+
+
+def voice_speaks(voice: str) -> frozenset[str] | None:
+    """The <Say> languages of ``voice`` ("Polly.Hala-Neural": ar-AE), None if the voice is not in the lists."""
+    if voice.startswith("Polly."):
+        return voice_languages().get(re.sub(r"-(Neural|Generative|LongForm)$", "", voice[6:]))
+    return voice_languages().get(voice)
+
+
 def parse_table(rows: Mapping[str, Mapping], languages: tuple[str, ...]) -> tuple[dict[str, VoiceLocale],
                                                                                    list[Problem]]:
     """The table's rows that are usable, and what is wrong with the others."""
@@ -95,8 +120,21 @@ def parse_table(rows: Mapping[str, Mapping], languages: tuple[str, ...]) -> tupl
             wrong.append(f"voice {row.voice!r} is not a Twilio <Say> voice")
         if row.say_language not in values["say_languages"]:
             wrong.append(f"say_language {row.say_language!r} is not a Twilio <Say> language")
-        if row.voice.startswith("Google.") and not row.voice.startswith(f"Google.{row.say_language}-"):
-            wrong.append(f"voice {row.voice} does not speak {row.say_language}")
+        if row.voice.startswith("Google."):
+            if not row.voice.startswith(f"Google.{row.say_language}-"):
+                wrong.append(f"voice {row.voice} does not speak {row.say_language}")
+        elif (spoken := voice_speaks(row.voice)) is None:
+            wrong.append(f"voice {row.voice}: its language is not known (assistant/twilio_voice_values.json)")
+        elif row.say_language not in spoken:
+            wrong.append(f"voice {row.voice} speaks {', '.join(sorted(spoken))}, not {row.say_language}")
+        said_as = row.nearest or code  # a language without a voice of its own is said by the nearest one's
+        if row.nearest is not None and (row.nearest not in languages or row.nearest == code):
+            wrong.append(f"nearest {row.nearest!r} is not another of the languages")
+        elif not speaks(said_as, row.say_language):
+            wrong.append(f"say_language {row.say_language} is not {said_as}" + (
+                "" if row.nearest else " (a language Twilio cannot speak names its nearest one)"))
+        if row.speech is not None and not speaks(code, row.speech):
+            wrong.append(f"speech {row.speech} does not listen for {code}")
         if row.page not in PAGES or not 1 <= row.digit <= 8:
             wrong.append("page must be 1 or 2 and digit 1 to 8 (9: more, 0: care team)")
         elif (row.page, row.digit) in taken:

@@ -137,6 +137,31 @@ def test_the_table_refuses_values_twilio_does_not_know(shipped_catalog):
     assert "taken by en" in said and "[ko]" in said
 
 
+@pytest.mark.parametrize(("locale", "change", "said"), [
+    ("fr", {"voice": "Polly.Joanna-Neural"}, "Polly.Joanna-Neural speaks en-US, not fr-FR"),
+    ("ar", {"say_language": "arb"}, "Polly.Hala-Neural speaks ar-AE, not arb"),
+    ("ru", {"voice": "Polly.Seoyeon-Neural"}, "Polly.Seoyeon-Neural speaks ko-KR, not ru-RU"),
+    ("ru", {"voice": "Polly.Seoyeon-Neural", "say_language": "ko-KR"}, "say_language ko-KR is not ru"),
+    ("es", {"voice": "man"}, "voice man speaks de-DE, en-GB, en-US, es-ES, fr-FR, not es-US"),
+    ("ht", {"nearest": "xx"}, "nearest 'xx' is not another of the languages"),
+    ("so", {"nearest": ""}, "say_language en-US is not so"),
+    ("ko", {"speech": "ja-JP"}, "speech ja-JP does not listen for ko"),
+])
+def test_the_table_refuses_a_voice_that_does_not_speak_its_language(shipped_catalog, locale, change, said):
+    rows = {code: dict(row) for code, row in shipped_catalog.source.voice_locales.items()}
+    rows[locale].update(change)
+    usable, problems = parse_table(rows, shipped_catalog.languages)
+    assert locale not in usable and said in " ".join(str(p) for p in problems if p.locale == locale)
+    assert set(usable) == set(LOCALES) - {locale}
+
+
+def test_every_polly_voice_twilio_lists_has_its_language():
+    from assistant.voicetable import voice_speaks
+
+    polly = [v for v in twilio_values()["say_voices"] if v.startswith("Polly.")]
+    assert polly and [v for v in polly if not voice_speaks(v)] == []
+
+
 def test_catalog_check_refuses_screen_words_and_long_says(source):
     from .conftest import po_catalog
 

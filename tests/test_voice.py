@@ -1065,3 +1065,32 @@ def test_a_callers_text_is_not_sent_once_the_number_opts_out(sms_client, sms_app
     with db(sms_app) as session:
         (row,) = session.scalars(select(Alert)).all()
         assert row.status == "failed" and "opted out" in row.error
+
+
+# --- the load test's call mix ----------------------------------------------------------------------------------
+
+def test_the_bench_voice_mix_covers_every_language_and_step_and_each_request_is_answered(database_url, fake_twilio,
+                                                                                        tmp_path):
+    """bench/load.py measures calls in every language, with the steps that wait for a text's commit."""
+    import importlib.util
+    from urllib.parse import parse_qs, urlsplit
+
+    from .conftest import ROOT, close_app, make_sms_app
+
+    spec = importlib.util.spec_from_file_location("bench_load", ROOT / "bench" / "load.py")
+    load = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(load)
+    requests = load.requests_for("/voice", 160, seed=7, symptom_share=0.125)
+    langs = {parse_qs(urlsplit(step).query).get("lang", [""])[0] for step, _, _ in requests} - {""}
+    assert langs == set(LOCALES)
+    kinds = {urlsplit(step).path for step, _, _ in requests}
+    assert kinds == {"/voice", "/voice/language", "/voice/answer", "/voice/pick", "/voice/after", "/voice/dial-status"}
+    app = make_sms_app(database_url, fake_twilio, tmp_path, TWILIO_AUTH_TOKEN=load.TOKEN, PUBLIC_BASE_URL=load.PUBLIC)
+    try:
+        client = app.test_client()
+        for step, body, headers in requests:
+            response = client.post(step, data=body, headers=headers)
+            assert response.status_code == 200, step
+        assert count(app, Alert, Alert.escalation_id.is_(None)) > 0  # texts from calls: commits waited for
+    finally:
+        close_app(app)

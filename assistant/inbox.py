@@ -149,7 +149,7 @@ def _failsafe(app: Flask, message_sid: str, phone: str, text: str, media: int, c
                           pieces=reply.pieces)
         try:
             channel = "sms" if call is None else "voice"
-            message = _message_row(message_sid, phone, media, reply, channel, utcnow())
+            message = {**_message_row(message_sid, phone, media, reply, channel, utcnow()), "reply": outcome.text}
             recorder.escalate(message, None, outcome, reply.state,
                               _escalation_row(message, text, reply, unanswered=outcome.text is None),
                               alert_numbers(app.config))

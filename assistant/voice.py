@@ -240,6 +240,7 @@ class Speaker:
                             call=State(locale, True, menu=menu))
 
     def text(self, locale: str, key: str, **extra: str) -> str:
+        """:meth:`line` without its language."""
         return self.line(locale, key, **extra)[0]
 
     def line(self, locale: str, key: str, **extra: str) -> tuple[str, str]:
@@ -458,7 +459,7 @@ def on_answer(sp: Speaker) -> Turn:
 
 def topic_menu(sp: Speaker, turn: Turn, locale: str, page: int, *, welcome: bool = False, tries: int = 0,
                before: tuple[str, ...] = ()) -> None:
-    """A page of the list of topics (eight at most; 9 says the next page)."""
+    """A page of the list of topics (seven at most; 8 is the language menu, 9 says the next page)."""
     keypad_list(sp, turn, locale, _page(sp.catalog, page), {"page": page}, more=bool(_page(sp.catalog, page + 1)),
                 welcome=welcome, tries=tries, before=before, languages=True)
 

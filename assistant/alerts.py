@@ -44,6 +44,19 @@ LOCK_SECONDS = 60
 TWILIO_TIMEOUT = 10.0  # seconds for one API call; far less than LOCK_SECONDS, so a claim outlives its send
 
 
+# What Twilio posts as ``From`` for a caller who hides their number: words, or numbers the carriers use
+# for it (shared by every hidden caller, so never a person's number).
+HIDDEN_CALLERS = frozenset({"", "anonymous", "restricted", "unknown", "private", "unavailable", "blocked",
+                            "+266696687", "+86282452253", "+7378742833", "+2562533"})
+
+
+def callback_number(phone: str | None) -> str | None:
+    """The caller's number as given, or None when it is hidden: nobody can call or text it back, and it
+    is not one person's (no language remembered for it)."""
+    value = (phone or "").strip()
+    return None if value.lower() in HIDDEN_CALLERS else value
+
+
 def alert_numbers(config: dict[str, Any], key: str = "ALERT_NUMBERS") -> list[str]:
     return [n.strip() for n in str(config.get(key) or "").split(",") if n.strip()]
 
@@ -62,7 +75,9 @@ def alert_body(escalation: Escalation | SimpleNamespace) -> str:
     ref = f"#{escalation.id}" if escalation.id is not None else f"ref {escalation.message_sid[-8:]}"
     body = (f"Caregiver Assistant ALERT {ref}: {escalation.level.upper().replace('_', ' ')} "
             f"({what.replace('_', ' ')}), language {language_name(escalation.locale)}, "
-            f"{escalation.created_at:%Y-%m-%d %H:%M} UTC. Call the caregiver at {escalation.phone}.")
+            f"{escalation.created_at:%Y-%m-%d %H:%M} UTC. " + (
+                f"Call the caregiver at {escalation.phone}." if callback_number(escalation.phone)
+                else "NO callback number: the caller hid it."))
     if getattr(escalation, "unanswered", False):
         body += " They opted out of texts and got NO reply: call them."
     return body

@@ -97,6 +97,15 @@ class Catalog:
             return entry.string
         return self.texts[SOURCE_LOCALE][context].string
 
+    def language_of(self, locale: str, context: str) -> str:
+        """The language :meth:`text` gives ``context`` in for ``locale``: ``locale``, or the English source's
+        when the language's own text is missing or may not be served (not reviewed)."""
+        entry = self.texts.get(locale, {}).get(context)
+        if locale == SOURCE_LOCALE or (entry is not None and entry.string
+                                       and (entry.reviewed or self.serve_unreviewed)):
+            return locale
+        return SOURCE_LOCALE
+
     def language_name(self, locale: str) -> str:
         return self.names.get(locale) or language_name(locale)
 

@@ -37,6 +37,26 @@ LAST_RESORT = {
 }
 
 
+def last_resort(level: str, settings: Settings, *, spoken: bool = False) -> str:
+    """The last-resort words for ``level`` (emergency, call_now, else none) with the numbers; ``spoken``:
+    for a call, the numbers said digit by digit."""
+    number = spell_digits if spoken else str
+    return LAST_RESORT.get(level, LAST_RESORT["none"]).format(care_team=number(settings.care_team_phone),
+                                                               emergency=number(settings.emergency_number))
+
+
+class Rendered(str):
+    """A catalog text with its placeholders filled, and the language it is written in (English when the
+    language's own could not be served): a call says each piece in that language's voice."""
+
+    locale: str
+
+    def __new__(cls, text: str, locale: str) -> Rendered:
+        self = super().__new__(cls, text)
+        self.locale = locale
+        return self
+
+
 @dataclass(frozen=True)
 class State:
     """What the assistant remembers about one sender between texts."""
@@ -59,6 +79,7 @@ class Reply:
     finding: Finding = field(default_factory=lambda: Finding("none"))
     failed: bool = False  # the last-resort path answered
     unanswered: str | None = None  # "fallback" or "did_you_mean": a text the catalog could not answer
+    pieces: tuple[tuple[str, str], ...] = ()  # spoken answers: (language, text) of each part, in order
 
     @property
     def encoding(self) -> str:
@@ -83,11 +104,13 @@ class Assistant:
     digit."""
 
     def __init__(self, catalog: Catalog | CatalogStore, settings: Settings | None = None, *,
-                 voice: bool = False) -> None:
+                 voice: bool = False, whole: bool = False) -> None:
         self.store = catalog if isinstance(catalog, CatalogStore) else CatalogStore(catalog)
         self.settings = settings or Settings()
         self.voice = voice
+        self.whole = whole  # texts never cut to MORE
         self._spoken: Assistant | None = self if voice else None
+        self._uncut: Assistant | None = self if whole else None
 
     @property
     def spoken(self) -> Assistant:
@@ -96,14 +119,36 @@ class Assistant:
             self._spoken = Assistant(self.store, self.settings, voice=True)
         return self._spoken
 
+    @property
+    def uncut(self) -> Assistant:
+        """This assistant writing texts whole, never cut to MORE: for a text sent from a call, whose
+        caller has no MORE to ask for (Twilio takes up to 1,600 characters in one message)."""
+        if self._uncut is None:
+            self._uncut = Assistant(self.store, self.settings, whole=True)
+        return self._uncut
+
     def text(self, locale: str, key: str, **extra: str) -> str:
         """The catalog text ``key`` (a msgctxt) in ``locale`` with its placeholders filled; English if the
         language's text does not format; "" if even that fails. Never raises."""
+        return self.text_in(locale, key, **extra)[0]
+
+    def text_in(self, locale: str, key: str, **extra: str) -> tuple[str, str]:
+        """:meth:`text`, and the language it is written in (``locale``, or English where it fell back)."""
         try:
-            return self._render(self.store.current, locale, key, **extra)
+            text = self._render(self.store.current, locale, key, **extra)
+            return str(text), text.locale
         except Exception:
             log.exception("text %s cannot be made", key)
-            return ""
+            return "", locale
+
+    def language_of(self, locale: str, key: str) -> str:
+        """The language the text ``key`` is served in for ``locale`` (English where it falls back)."""
+        try:
+            catalog = self.store.current
+            return catalog.language_of(locale, self._spoken_key(catalog, key))
+        except Exception:
+            log.exception("text %s cannot be looked up", key)
+            return locale
 
     # -- public ------------------------------------------------------------------------------
     def reply(self, text: str | None, state: State | None = None, *, media: int = 0,
@@ -122,9 +167,8 @@ class Assistant:
             # Log the failure, never the text: it may hold health information.
             log.exception("reply failed; sending the last-resort answer")
             level = finding.level if finding and finding.escalates else "none"
-            values = {"care_team": self.settings.care_team_phone, "emergency": self.settings.emergency_number}
-            return Reply(LAST_RESORT[level].format(**values), level, finding.topic if finding else None,
-                         "en", state, finding or Finding(level), failed=True)
+            return Reply(last_resort(level, self.settings, spoken=self.voice), level,
+                         finding.topic if finding else None, "en", state, finding or Finding(level), failed=True)
 
     def classify(self, text: str, state: State | None = None) -> tuple[Finding, str | None, str]:
         """Triage level, topic and language of ``text``, without composing a reply (for benchmarks
@@ -246,27 +290,42 @@ class Assistant:
         values.update(extra)
         return values
 
-    def _render(self, catalog: Catalog, locale: str, key: str, **extra: str) -> str:
-        if self.voice and key.startswith("text:") and f"voice:{key[5:]}" in catalog.texts[SOURCE_LOCALE]:
-            key = f"voice:{key[5:]}"
+    def _spoken_key(self, catalog: Catalog, key: str) -> str:
+        """On a call, the spoken version of a text where the catalog has one: ``voice:<key>`` for
+        ``text:<key>``, ``voice:topic.<id>`` for ``topic:<id>:summary`` (an answer written for a screen)."""
+        if not self.voice:
+            return key
+        if key.startswith("text:"):
+            spoken = f"voice:{key[5:]}"
+        elif key.startswith("topic:") and key.endswith(":summary"):
+            spoken = f"voice:topic.{key[6:-8]}"
+        else:
+            return key
+        return spoken if spoken in catalog.texts[SOURCE_LOCALE] else key
+
+    def _render(self, catalog: Catalog, locale: str, key: str, **extra: str) -> Rendered:
+        key = self._spoken_key(catalog, key)
         values = self._values(catalog, locale, **extra)
         try:
-            return catalog.text(locale, key).format_map(values)
+            return Rendered(catalog.text(locale, key).format_map(values), catalog.language_of(locale, key))
         except (KeyError, ValueError, IndexError):
             log.error("text %s of %s does not format; English sent", key, locale)
-            return catalog.text("en", key).format_map(values)
+            return Rendered(catalog.text("en", key).format_map(values), SOURCE_LOCALE)
 
     def _finish(self, catalog: Catalog, parts: Sequence[str], level: str, topic: str | None, state: State,
                 finding: Finding, locale: str, optional: Sequence[str] = ()) -> Reply:
         """Join ``parts`` (what does not fit goes to MORE) and add each of ``optional`` only if it fits."""
-        if self.voice:  # a call has no MORE: it is all said
-            text = " ".join(p.strip() for p in (*parts, *optional) if p and p.strip())
-            return Reply(text, level, topic, locale, replace(state, more=""), finding)
+        if self.voice:  # a call has no MORE: it is all said, each part in the voice of its own language
+            pieces = tuple((getattr(p, "locale", locale), p.strip()) for p in (*parts, *optional) if p and p.strip())
+            text = " ".join(t for _, t in pieces)
+            return Reply(text, level, topic, locale, replace(state, more=""), finding, pieces=pieces)
         text = for_locale(smart_encode(" ".join(p.strip() for p in parts if p and p.strip())), locale)
         for extra in optional:
             longer = for_locale(smart_encode(f"{text} {extra.strip()}"), locale)
-            if measure(longer).segments <= self.settings.max_segments:
+            if self.whole or measure(longer).segments <= self.settings.max_segments:
                 text = longer
+        if self.whole:
+            return Reply(text, level, topic, locale, replace(state, more="", reply_locale=locale), finding)
         head, rest = fit(text, self.settings.max_segments, self._render(catalog, locale, "text:more.hint"))
         return Reply(head, level, topic, locale, replace(state, more=rest, reply_locale=locale), finding)
 

@@ -44,7 +44,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 
 from .alerts import alert_body, alert_numbers, alert_rows, record_status, send_direct
-from .conversation import LAST_RESORT, Assistant, Reply, State
+from .conversation import Assistant, Reply, State, last_resort
 from .logs import mask_phone
 from .models import Alert, Escalation, InboundMessage, Sender, UnansweredText, utcnow
 from .segments import SmsSize, measure
@@ -80,6 +80,8 @@ class Outcome:
     locale: str
     duplicate: bool = False  # a retry of a message already answered
     menu: tuple[str, ...] = ()  # what each number of a list in the answer stands for (not stored)
+    failed: bool = False  # handling failed: the text is the last resort, or an escalation made without memory
+    pieces: tuple[tuple[str, str], ...] = ()  # a spoken answer's (language, text) parts (not stored)
 
     @cached_property
     def size(self) -> SmsSize:
@@ -122,9 +124,58 @@ def handle(app: Flask, message_sid: str, phone: str, text: str, media: int = 0, 
         return _handle(app, message_sid, phone, text, media, call)
     except Exception:
         log.exception("inbound handling failed", extra={"event": "inbound.error", "phone": mask_phone(phone)})
-        settings = app.extensions["assistant"].settings
-        values = {"care_team": settings.care_team_phone, "emergency": settings.emergency_number}
-        return Outcome(LAST_RESORT["none"].format(**values), "none", None, "en")
+        return _failsafe(app, message_sid, phone, text, media, call)
+
+
+def _failsafe(app: Flask, message_sid: str, phone: str, text: str, media: int, call: State | None) -> Outcome:
+    """The answer when handling failed part-way (the memory, the record, anything around the core). Triage
+    does not depend on that part: the core (which never raises) answers again with nothing remembered, so
+    a symptom still gets its escalation, which is then recorded and alerted if the recorder can take it.
+    Anything else gets the last-resort words with the care-team number. Nothing goes to a number this
+    machine saw opt out."""
+    assistant: Assistant = app.extensions["assistant"]
+    recorder: Recorder | None = app.extensions.get("recorder")
+    reply: Reply | None = None
+    try:
+        if call is not None:
+            reply = assistant.spoken.reply(text, call, lang=call.locale)
+        else:
+            reply = assistant.reply(text, State(), media=media)
+    except Exception:  # the core never raises; this guards what it was handed
+        log.exception("failsafe answer failed", extra={"event": "inbound.error", "phone": mask_phone(phone)})
+    opted_out = call is None and recorder is not None and recorder.opted_out_locally(phone) is True
+    if reply is not None and reply.finding.escalates:
+        outcome = Outcome(None if opted_out else reply.text, reply.level, reply.topic, reply.locale, failed=True,
+                          pieces=reply.pieces)
+        try:
+            channel = "sms" if call is None else "voice"
+            message = {**_message_row(message_sid, phone, media, reply, channel, utcnow()), "reply": outcome.text}
+            recorder.escalate(message, None, outcome, reply.state,
+                              _escalation_row(message, text, reply, unanswered=outcome.text is None),
+                              alert_numbers(app.config))
+        except Duplicate:
+            pass  # stored before the failure: its alerts are written already
+        except Exception:
+            log.exception("ESCALATION NOT CONFIRMED: it may not be recorded; the caregiver was told to call",
+                          extra={"event": "escalation.unrecorded", "phone": mask_phone(phone), "sid": message_sid,
+                                 "triage": reply.level})
+        return outcome
+    text_out = None if opted_out else last_resort("none", assistant.settings, spoken=call is not None)
+    return Outcome(text_out, "none", None, "en", failed=True)
+
+
+def _message_row(message_sid: str, phone: str, media: int, reply: Reply, channel: str, now: datetime) -> dict:
+    return {"message_sid": message_sid, "phone": phone, "num_media": media, "level": reply.level,
+            "topic": reply.topic, "locale": reply.locale, "reply": reply.text, "received_at": now,
+            "channel": channel}
+
+
+def _escalation_row(message: dict, text: str, reply: Reply, *, unanswered: bool) -> dict:
+    return {"level": reply.level, "locale": reply.locale, "topic": reply.topic,
+            "rules": ",".join(reply.finding.rules)[:255], "phone": message["phone"], "text": text,
+            "message_sid": message["message_sid"], "created_at": message["received_at"],
+            "channel": message["channel"],
+            "unanswered": unanswered}  # not stored: it tells on-call staff no reply went out
 
 
 class RawStatement:
@@ -173,7 +224,11 @@ def _handle(app: Flask, message_sid: str, phone: str, text: str, media: int, cal
     recorder: Recorder = app.extensions["recorder"]
     remembered = recorder.answered(message_sid)
     if remembered is not None:
-        return _replay(remembered, message_sid, phone)
+        return _replay(remembered, message_sid, phone)  # from memory: whole, with its list and parts
+
+    def again() -> Reply | None:  # a call's step made again (see _replay)
+        return assistant.spoken.reply(text, call, lang=call.locale) if call is not None else None
+
     # A state still waiting to be written is newer than the stored one. Looked up before the read: once
     # it is gone from memory, it is committed, so the read sees it.
     pending = recorder.state(phone)
@@ -181,7 +236,7 @@ def _handle(app: Flask, message_sid: str, phone: str, text: str, media: int, cal
     try:
         row = recorder.read(phone, message_sid)
         if row.seen_sid is not None:
-            return _replay(row.outcome, message_sid, phone)
+            return _replay(row.outcome, message_sid, phone, again())
         if call is None and pending is None and (row.locale is not None or row.opted_out is not None):
             state = State(locale=row.locale, locale_explicit=bool(row.locale_explicit),
                           menu=tuple(row.menu.split()) if row.menu else (), more=row.more or "",
@@ -203,15 +258,14 @@ def _handle(app: Flask, message_sid: str, phone: str, text: str, media: int, cal
         reply = assistant.reply(text, state, media=media)
     else:
         reply, state = _answer_unknown(assistant, recorder, phone, text, media)
-    outcome = Outcome(reply.text, reply.level, reply.topic, reply.locale, menu=reply.state.menu)
+    outcome = Outcome(reply.text, reply.level, reply.topic, reply.locale, menu=reply.state.menu,
+                      failed=reply.failed, pieces=reply.pieces)
     log.info("inbound", extra={"event": "inbound", "phone": mask_phone(phone), "sid": message_sid,
                                "triage": reply.level, "topic": reply.topic, "locale": reply.locale,
                                "segments": outcome.segments, "failsafe": reply.failed, "known": known,
                                "channel": channel})
     now = utcnow()
-    message = {"message_sid": message_sid, "phone": phone, "num_media": media, "level": reply.level,
-               "topic": reply.topic, "locale": reply.locale, "reply": reply.text, "received_at": now,
-               "channel": channel}
+    message = _message_row(message_sid, phone, media, reply, channel, now)
     if reply.unanswered and text.strip():  # kept (for the retention period) to show coordinators what is missing
         message["unanswered"] = {"message_sid": message_sid, "phone": phone, "locale": reply.locale,
                                  "kind": reply.unanswered, "text": text[:2000], "received_at": now}
@@ -226,10 +280,7 @@ def _handle(app: Flask, message_sid: str, phone: str, text: str, media: int, cal
             log.exception("OPT-OUT NOT CONFIRMED: it may not be recorded",
                           extra={"event": "optout.unrecorded", "phone": mask_phone(phone), "sid": message_sid})
         return outcome
-    escalation = {"level": reply.level, "locale": reply.locale, "topic": reply.topic,
-                  "rules": ",".join(reply.finding.rules)[:255], "phone": phone, "text": text,
-                  "message_sid": message_sid, "created_at": now, "channel": channel,
-                  "unanswered": reply.text is None}  # not stored: it tells on-call staff no reply went out
+    escalation = _escalation_row(message, text, reply, unanswered=reply.text is None)
     try:
         escalation_id = recorder.escalate(message, sender, outcome, reply.state, escalation,
                                           alert_numbers(app.config), started=started)
@@ -245,7 +296,9 @@ def _handle(app: Flask, message_sid: str, phone: str, text: str, media: int, cal
             row = recorder.read(phone, message_sid)
         except Exception:
             row = None
-        return _replay(row.outcome if row is not None and row.seen_sid is not None else outcome, message_sid, phone)
+        if row is not None and row.seen_sid is not None:
+            return _replay(row.outcome, message_sid, phone, again())
+        return _replay(outcome, message_sid, phone)
     except Exception:
         log.exception("ESCALATION NOT CONFIRMED: it may not be recorded; the caregiver was told to call",
                       extra={"event": "escalation.unrecorded", "phone": mask_phone(phone), "sid": message_sid,
@@ -339,10 +392,17 @@ def _sender_row(phone: str, before: State, reply: Reply, now: datetime, known: b
             "reply_locale": after.reply_locale, "set_reply_locale": set_reply_locale}
 
 
-def _replay(outcome: Outcome, message_sid: str, phone: str) -> Outcome:
+def _replay(outcome: Outcome, message_sid: str, phone: str, again: Reply | None = None) -> Outcome:
+    """The stored answer to a message id seen before. A call's step repeated by Twilio needs what is not
+    stored (the list a "did you mean" offers, each part's language) for the same TwiML: ``again`` is the
+    core's answer to the same words made again (it has no side effects), used when it is the stored one
+    (same level and topic); otherwise, the stored answer stands as it is."""
     log.info("retry answered from memory", extra={"event": "inbound.retry", "sid": message_sid,
                                                   "phone": mask_phone(phone)})
-    return Outcome(outcome.text, outcome.level, outcome.topic, outcome.locale, duplicate=True)
+    if again is not None and (again.level, again.topic) == (outcome.level, outcome.topic):
+        return Outcome(again.text, again.level, again.topic, again.locale, True, menu=again.state.menu,
+                       failed=again.failed, pieces=again.pieces)
+    return replace(outcome, duplicate=True)
 
 
 class Duplicate(Exception):

@@ -11,7 +11,8 @@ silence was met (``try``). Each step is recorded under ``<CallSid>:<n>``; Twilio
 repeats its step id, so a repeated request escalates, alerts and texts once.
 
 Keys: ``0`` always reaches the care team; ``*`` repeats; ``9`` is "more" in lists longer than a page;
-no list offers more than nine choices.
+``8`` is the language menu from the first question and the lists of topics (seven a page); no menu
+offers more than nine choices.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import logging
 import re
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from itertools import zip_longest
@@ -31,24 +32,27 @@ from flask import Blueprint, Response, abort, current_app, jsonify, request, sen
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from . import inbox
-from .catalog import Catalog
+from .alerts import callback_number
+from .catalog import SOURCE_LOCALE, Catalog
 from .config import ROOT
-from .conversation import LAST_RESORT, Assistant, State
+from .conversation import Assistant, State, last_resort
+from .direction import for_locale
 from .logs import mask_phone
-from .voicetable import MORE_DIGIT, VoiceLocale, voice_table
+from .segments import smart_encode
+from .voicetable import LANGUAGE_DIGIT, MORE_DIGIT, VoiceLocale, voice_table
 from .webhooks import twilio_signed
 
 log = logging.getLogger(__name__)
 bp = Blueprint("voice", __name__)
 
-PAGE = 8  # choices a keypad list says at once; 9 then says the rest
+PAGE = 7  # topics a keypad list says at once; 8 is the language menu and 9 says the rest
 GATHER_TIMEOUT = 6  # seconds of silence after the prompt before Twilio calls the action without input
 DIAL_TIMEOUT = 25  # seconds the care team's phone rings before the call counts as not answered
 MAX_SPEECH = 2000  # characters of a SpeechResult read (Twilio's are a sentence or two)
 MAX_HINTS = 500  # Twilio's limit on <Gather hints> entries (each at most 100 characters)
 ANSWERED = ("completed", "answered")
 NUMBER_TEXTS = ("voice:goodbye", "voice:no_answer")  # the ways out of a call: never without the number
-TEXTABLE = re.compile(r"\+[1-9]\d{7,14}")  # E.164; Twilio posts "anonymous" or "+266696687" for hidden numbers
+TEXTABLE = re.compile(r"\+[1-9]\d{7,14}")  # E.164 (hidden numbers: alerts.callback_number)
 
 
 # -- one turn of the call: the TwiML, and what a person reading it should know ------------------------
@@ -68,12 +72,13 @@ class Turn:
     def target(self) -> VoiceResponse | Gather:
         return self._target if self._target is not None else self.response
 
-    def say(self, locale: str, text: str, key: str | None = None, times: int = 1) -> None:
-        """Say ``text`` with the locale's voice, or play the coordinator's recording of ``key`` if there
-        is one. Empty text says nothing."""
+    def say(self, locale: str, text: str, key: str | None = None, times: int = 1, *, lang: str | None = None) -> None:
+        """Say ``text`` with the voice of ``lang``, the language it is written in (``locale``, the call's, by
+        default), or play the coordinator's recording of ``key`` in ``locale`` if there is one. Empty text
+        says nothing."""
         if not text:
             return
-        row = self.speaker.row(locale)
+        row = self.speaker.row(lang or locale)
         recording = self.speaker.recording(locale, key) if key else None
         for _ in range(times):
             if recording:
@@ -83,8 +88,32 @@ class Turn:
                     self.target.say(chunk, voice=row.voice, language=row.say_language)
             self.said.append(text)
 
+    def say_pieces(self, pieces: Sequence[tuple[str, str]], times: int = 1) -> None:
+        """An answer made of (language, text) pieces, each in its own language's voice (one <Say> per run
+        of pieces in the same language)."""
+        runs: list[tuple[str, str]] = []
+        for lang, text in pieces:
+            if not text:
+                continue
+            if runs and runs[-1][0] == lang:
+                runs[-1] = (lang, f"{runs[-1][1]} {text}")
+            else:
+                runs.append((lang, text))
+        for _ in range(times):
+            for lang, text in runs:
+                self.say(lang, text)
+
     def prompt(self, locale: str, key: str, **extra: str) -> None:
-        self.say(locale, self.speaker.text(locale, key, **extra), key)
+        """Say the catalog text ``key``, in the voice of the language it is written in. One that cannot be
+        made inside a <Gather> raises :class:`Unsayable`: a menu with a line missing could leave the caller
+        in silence (the step then says the number)."""
+        self.line(locale, key, *self.speaker.line(locale, key, **extra))
+
+    def line(self, locale: str, key: str, text: str, lang: str) -> None:
+        """Say a text made for ``key`` (see :meth:`prompt`) in the voice of ``lang``."""
+        if not text and isinstance(self._target, Gather) and not self.speaker.recording(locale, key):
+            raise Unsayable(key)
+        self.say(locale, text, key, lang=lang)
 
     def gather(self, action: str, locale: str | None = None, *, speech: bool = False) -> None:
         """Open a <Gather>: the verbs that follow are said while it listens. Keypad only unless ``speech``
@@ -113,6 +142,10 @@ class Turn:
 
     def twiml(self) -> str:
         return str(self.response)
+
+
+class Unsayable(Exception):
+    """A menu's line could not be made (the catalog failed): the step says the care-team number instead."""
 
 
 def _chunks(text: str, limit: int) -> list[str]:
@@ -187,6 +220,12 @@ class Speaker:
         self.default = self.assistant.settings.default_locale if self.assistant.settings.default_locale in self.table \
             else next(iter(self.table), "en")
 
+    @property
+    def callback(self) -> str | None:
+        """The caller's number, None when hidden: then no language is looked up or remembered for it (it
+        is shared by every hidden caller) and no text is sent."""
+        return callback_number(self.step.phone)
+
     def locale(self) -> str:
         lang = self.known or self.step.args.get("lang", "")
         return lang if lang in self.table else self.default
@@ -201,13 +240,28 @@ class Speaker:
                             call=State(locale, True, menu=menu))
 
     def text(self, locale: str, key: str, **extra: str) -> str:
-        """A spoken catalog text (numbers said digit by digit). One that must give the care-team number
-        gives it even when the catalog cannot be read (the core's last-resort words)."""
-        text = self.assistant.spoken.text(locale, key, **extra)
+        """:meth:`line` without its language."""
+        return self.line(locale, key, **extra)[0]
+
+    def line(self, locale: str, key: str, **extra: str) -> tuple[str, str]:
+        """A spoken catalog text (numbers said digit by digit) and the language it is written in (English
+        where the language's own cannot be served). One that must give the care-team number gives it
+        even when the catalog cannot be read (the core's last-resort words)."""
+        text, lang = self.assistant.spoken.text_in(locale, key, **extra)
         if not text and key in NUMBER_TEXTS:
-            settings = self.assistant.settings
-            text = LAST_RESORT["none"].format(care_team=settings.care_team_phone, emergency=settings.emergency_number)
-        return text
+            return last_resort("none", self.assistant.settings, spoken=True), SOURCE_LOCALE
+        return text, lang
+
+    def common(self, locale: str, keys: Sequence[str]) -> str:
+        """The language a line made of the texts ``keys`` is said in: the call's if each of them is served
+        in it, else English for all (never a sentence of one language naming things in another)."""
+        spoken = self.assistant.spoken
+        return locale if all(spoken.language_of(locale, k) == locale for k in keys) else SOURCE_LOCALE
+
+    def option(self, locale: str, topic: str, digit: int | str) -> tuple[str, str]:
+        """"For Fever, press 3.": the line and its title in one language."""
+        lang = self.common(locale, ("voice:option", f"topic:{topic}:title"))
+        return self.line(lang, "voice:option", label=self.text(lang, f"topic:{topic}:title"), digit=str(digit))
 
     def sms_text(self, locale: str, key: str) -> str:
         return self.assistant.text(locale, key)
@@ -288,7 +342,7 @@ def _listing(path: str, _stamp: int) -> frozenset[str]:
 def start(sp: Speaker) -> Turn:
     """A call comes in: a caller whose number has a language goes straight on in it."""
     turn = Turn(sp)
-    known = inbox.sender_state(sp.app, sp.step.phone) if sp.step.phone else None
+    known = inbox.sender_state(sp.app, sp.step.phone) if sp.callback else None
     if known and known.locale in sp.table:
         sp.known = known.locale
         ask(sp, turn, known.locale, welcome=True)
@@ -298,19 +352,42 @@ def start(sp: Speaker) -> Turn:
 
 
 def language_menu(sp: Speaker, turn: Turn, page: int, tries: int = 0) -> None:
-    """Each language offers itself in its own words and voice; 9 on the first page says the others."""
+    """Each language offers itself in its own words and voice; 9 on the first page says the others. A
+    language whose own line cannot be served (not reviewed) is named in its own voice, then offered in
+    English ("For Spanish, press 2."): never "For English" on another language's key."""
     turn.gather(sp.action("/voice/language", None, page=page, **{"try": tries}))
     rows = sorted((r for r in sp.table.values() if r.page == page), key=lambda r: r.digit)
     for row in rows:
-        turn.prompt(row.code, "voice:language.option", digit=str(row.digit))
+        text, lang = sp.line(row.code, "voice:language.option", digit=str(row.digit))
+        if lang != row.code or not text:
+            turn.say(row.code, sp.catalog.language_name(row.code))
+            text, lang = sp.line(SOURCE_LOCALE, "voice:option", label=english_name(row.code), digit=str(row.digit))
+        turn.line(row.code, "voice:language.option", text, lang)
         turn.key(row.digit, sp.catalog.language_name(row.code))
     later = [r for r in sp.table.values() if r.page > page]
     if later:
+        said: set[tuple[str, str]] = set()
         for row in sorted(later, key=lambda r: (r.page, r.digit)):
-            turn.prompt(row.code, "voice:language.more", digit=str(MORE_DIGIT))
+            text, lang = sp.line(row.code, "voice:language.more", digit=str(MORE_DIGIT))
+            if (text, lang) not in said:  # the English line once, for all that fell back to it
+                said.add((text, lang))
+                turn.line(row.code, "voice:language.more", text, lang)
         turn.key(MORE_DIGIT, "more languages")
+    # 0 and *, once, in the service's language: in every language it would double the menu's length.
+    turn.prompt(sp.default, "voice:menu.end")
     turn.key(0, "care team")
     turn.key("*", "repeat")
+
+
+def language_key(sp: Speaker, turn: Turn, locale: str) -> None:
+    """"For another language, press 8", in the call's language and in English: a caller whose language was
+    remembered or guessed from a text may not understand it."""
+    said = sp.line(locale, "voice:language.key", digit=str(LANGUAGE_DIGIT))
+    turn.line(locale, "voice:language.key", *said)
+    english = sp.line(SOURCE_LOCALE, "voice:language.key", digit=str(LANGUAGE_DIGIT))
+    if english != said:
+        turn.line(SOURCE_LOCALE, "voice:language.key", *english)
+    turn.key(LANGUAGE_DIGIT, "languages")
 
 
 def on_language(sp: Speaker) -> Turn:
@@ -320,7 +397,8 @@ def on_language(sp: Speaker) -> Turn:
     chosen = next((r.code for r in sp.table.values() if r.page == page and str(r.digit) == digit), None)
     if chosen:
         sp.recorded = True
-        inbox.record_step(sp.app, _sid(step), step.phone, chosen, "language", None, language=chosen)
+        inbox.record_step(sp.app, _sid(step), step.phone, chosen, "language", None,
+                          language=chosen if sp.callback else None)
         ask(sp, turn, chosen, welcome=True)
         return turn
     if digit == "0":
@@ -333,8 +411,7 @@ def on_language(sp: Speaker) -> Turn:
         if step.tries:
             return goodbye(sp, turn, sp.default, no_input=True)
         language_menu(sp, turn, page, tries=1)  # silence: the menu once more
-    else:
-        turn.prompt(sp.default, "voice:wrong_key")
+    else:  # a wrong key: the menu again, in every language (no sentence in one language before it)
         language_menu(sp, turn, page)
     return turn
 
@@ -352,6 +429,7 @@ def ask(sp: Speaker, turn: Turn, locale: str, *, welcome: bool = False, tries: i
         turn.prompt(locale, "voice:welcome")
     turn.prompt(locale, "voice:ask")
     turn.key(1, "topics")
+    language_key(sp, turn, locale)
     turn.key(0, "care team")
     turn.key("*", "repeat")
 
@@ -364,6 +442,8 @@ def on_answer(sp: Speaker) -> Turn:
         return speak(sp, turn, locale, outcome)
     if step.digits == "1":
         topic_menu(sp, turn, locale, 1)
+    elif step.digits == str(LANGUAGE_DIGIT):
+        language_menu(sp, turn, 1)
     elif step.digits == "0":
         return transfer(sp, turn, locale)
     elif step.digits == "*":
@@ -379,27 +459,31 @@ def on_answer(sp: Speaker) -> Turn:
 
 def topic_menu(sp: Speaker, turn: Turn, locale: str, page: int, *, welcome: bool = False, tries: int = 0,
                before: tuple[str, ...] = ()) -> None:
-    """A page of the list of topics (eight at most; 9 says the next page)."""
+    """A page of the list of topics (seven at most; 8 is the language menu, 9 says the next page)."""
     keypad_list(sp, turn, locale, _page(sp.catalog, page), {"page": page}, more=bool(_page(sp.catalog, page + 1)),
-                welcome=welcome, tries=tries, before=before)
+                welcome=welcome, tries=tries, before=before, languages=True)
 
 
 def keypad_list(sp: Speaker, turn: Turn, locale: str, topics: list[str], params: dict[str, str | int], *,
                 more: bool = False, welcome: bool = False, tries: int = 0, before: tuple[str, ...] = (),
-                said: str | None = None) -> None:
-    """Topics to pick by key (``said``: the core's own words for the choices, "did you mean")."""
+                question: bool = False, languages: bool = False) -> None:
+    """Topics to pick by key (``question``: the choices of "did you mean"; ``languages``: 8 offers the
+    language menu)."""
     turn.gather(sp.action("/voice/pick", locale, **params, **{"try": tries}))
     for key in before:
         turn.prompt(locale, key)
     if welcome:
         turn.prompt(locale, "voice:welcome")
-    if said is not None:
-        turn.say(locale, said)
+    if question:  # "Did you mean: For X, press 1. For Y, press 2.", all in one language
+        lang = sp.common(locale, ("voice:did_you_mean", "voice:option", *(f"topic:{t}:title" for t in topics)))
+        items = " ".join(sp.option(lang, t, i)[0] for i, t in enumerate(topics, 1))
+        turn.line(locale, "voice:did_you_mean", *sp.line(lang, "voice:did_you_mean", items=items))
     for i, topic in enumerate(topics, 1):
-        label = sp.text(locale, f"topic:{topic}:title")
-        if said is None:
-            turn.prompt(locale, "voice:option", label=label, digit=str(i))
-        turn.key(i, label)
+        if not question:
+            turn.line(locale, "voice:option", *sp.option(locale, topic, i))
+        turn.key(i, sp.text(locale, f"topic:{topic}:title"))
+    if languages:
+        language_key(sp, turn, locale)
     if more:
         turn.prompt(locale, "voice:menu.more", digit=str(MORE_DIGIT))
         turn.key(MORE_DIGIT, "more topics")
@@ -440,6 +524,8 @@ def on_pick(sp: Speaker) -> Turn:
         return transfer(sp, turn, locale)
     if digit == str(MORE_DIGIT) and "o" not in step.args and _page(sp.catalog, page + 1):
         topic_menu(sp, turn, locale, page + 1)
+    elif digit == str(LANGUAGE_DIGIT) and "o" not in step.args:
+        language_menu(sp, turn, 1)
     elif digit == "*":
         again()
     elif digit:
@@ -463,14 +549,23 @@ def _options(catalog: Catalog, value: str | None) -> list[str]:
 def speak(sp: Speaker, turn: Turn, locale: str, outcome: inbox.Outcome) -> Turn:
     """The core's answer, said: an emergency ends the call, call_now transfers, a topic offers more."""
     said_in = outcome.locale if outcome.locale in sp.table else locale
+    # Each part in the voice of the language it is written in (a part that fell back is English).
+    pieces = outcome.pieces or ((said_in, outcome.text or ""),)
+    if not outcome.text and (outcome.failed or outcome.level in ("emergency", "call_now")):
+        pieces = ((SOURCE_LOCALE, last_resort(outcome.level, sp.assistant.settings, spoken=True)),)
+    if outcome.failed and outcome.level not in ("emergency", "call_now"):
+        # Handling failed and nothing escalated: the last-resort words (the care-team number), then the end.
+        turn.say_pieces(pieces)
+        turn.hangup()
+        return turn
     if outcome.level == "emergency":
         # First words: hang up and call the emergency number now. Twice, then the call ends; never
         # dialled from here (Twilio would give the emergency service no location).
-        turn.say(said_in, outcome.text or "", times=2)
+        turn.say_pieces(pieces, times=2)
         turn.hangup()
         return turn
     if outcome.level == "call_now":
-        turn.say(said_in, outcome.text or "")
+        turn.say_pieces(pieces)
         turn.dial(dialable(sp.assistant.settings.care_team_phone), sp.action("/voice/dial-status", locale))
         return turn
     topic = outcome.topic
@@ -482,17 +577,17 @@ def speak(sp: Speaker, turn: Turn, locale: str, outcome: inbox.Outcome) -> Turn:
             else:
                 text_answer(sp, turn, locale, topic)
         else:
-            turn.say(locale, outcome.text or "")
+            turn.say_pieces(pieces)
         after(sp, turn, locale, topic)
         return turn
     options = [m.split(":", 1)[1] for m in outcome.menu if m.startswith("topic:")][:PAGE]
-    if topic is None and options and outcome.text:  # "did you mean": the core's words name each key
-        keypad_list(sp, turn, locale, options, _choices(sp, options), said=outcome.text)
+    if topic is None and options and outcome.text:  # "did you mean": the choices, each with its key
+        keypad_list(sp, turn, locale, options, _choices(sp, options), question=True)
         return turn
     if topic == "language" and outcome.locale in sp.table and outcome.locale != locale:
         # "Español" said on an English call: the call goes on in Spanish, and the number keeps it.
         inbox.record_step(sp.app, _sid(sp.step, "language"), sp.step.phone, outcome.locale, "language", None,
-                          language=outcome.locale)
+                          language=outcome.locale if sp.callback else None)
         ask(sp, turn, outcome.locale)
     elif topic == "language":
         language_menu(sp, turn, 1)
@@ -549,17 +644,29 @@ def on_after(sp: Speaker) -> Turn:
 
 
 def text_answer(sp: Speaker, turn: Turn, locale: str, topic: str) -> None:
-    """The topic's answer as a text message in the caller's language (the core's SMS answer)."""
-    reply = sp.assistant.reply("1", State(locale, True, menu=(f"topic:{topic}",)), lang=locale)
+    """The topic's answer as a text message in the caller's language: the core's SMS answer, whole (a
+    caller has no MORE to ask for)."""
+    reply = sp.assistant.uncut.reply("1", State(locale, True, menu=(f"topic:{topic}",)), lang=locale)
     send_text(sp, turn, locale, "text", reply.text or "")
 
 
+def with_care_team(sp: Speaker, locale: str, body: str) -> str:
+    """``body`` ending with the care-team number, in the caller's language, unless it gives it already."""
+    number = sp.assistant.settings.care_team_phone
+    if not body or number in body:
+        return body
+    line = sp.sms_text(locale, "text:care_team") or number
+    return for_locale(smart_encode(f"{body} {line}"), locale)
+
+
 def send_text(sp: Speaker, turn: Turn, locale: str, step_name: str, body: str) -> bool:
-    """Queue a text to the caller (the outbox, sent by the worker), and say whether it was. A number
-    that opted out of texts, or a hidden one, gets none."""
+    """Queue a text to the caller (the outbox, sent by the worker), with the care-team number, and say
+    whether it was. A number that opted out of texts, or a hidden one, gets none."""
+    body = with_care_team(sp, locale, body)
     phone = sp.step.phone
-    known = inbox.sender_state(sp.app, phone) if TEXTABLE.fullmatch(phone) else None
-    if not body or not TEXTABLE.fullmatch(phone) or (known is not None and known.opted_out):
+    textable = bool(sp.callback and TEXTABLE.fullmatch(phone))
+    known = inbox.sender_state(sp.app, phone) if textable else None
+    if not body or not textable or (known is not None and known.opted_out):
         turn.prompt(locale, "voice:not_texted")
         inbox.record_step(sp.app, _sid(sp.step, step_name), phone, locale, f"{step_name}:refused", None)
         return False
@@ -573,6 +680,19 @@ def transfer(sp: Speaker, turn: Turn, locale: str) -> Turn:
     turn.prompt(locale, "voice:transfer")
     turn.dial(dialable(sp.assistant.settings.care_team_phone), sp.action("/voice/dial-status", locale))
     return turn
+
+
+@lru_cache(maxsize=32)
+def english_name(code: str) -> str:
+    """The language's name in English ("Spanish"), for the English line that offers it."""
+    from babel import Locale, UnknownLocaleError
+
+    try:
+        loc = Locale.parse(code)
+    except (UnknownLocaleError, ValueError):
+        return code
+    name = loc.get_language_name("en") or code
+    return f"{name} ({loc.get_script_name('en')})" if loc.script else name
 
 
 @lru_cache(maxsize=8)
@@ -642,9 +762,8 @@ def run(app, step: Step) -> Turn:
 
 
 def _last_resort(app, sp: Speaker | None) -> Turn:
-    settings = app.extensions["assistant"].settings
     turn = Turn(None)
-    text = LAST_RESORT["none"].format(care_team=settings.care_team_phone, emergency=settings.emergency_number)
+    text = last_resort("none", app.extensions["assistant"].settings, spoken=True)
     turn.response.say(text, voice="Polly.Joanna-Neural", language="en-US")
     turn.response.hangup()
     turn.said.append(text)

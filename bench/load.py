@@ -13,10 +13,11 @@ as many clients, each sending on a schedule, and p50/p99 latency is reported. Ta
 half the bare throughput; p99 under 50 ms at 80 % of peak. All traffic stays on 127.0.0.1 and every
 phase is bounded in time.
 
-/voice is measured the same way against /bare-voice (a typical step's TwiML): a mix of a call's steps, each
-signed over its own URL: the call coming in (a database read of the caller), a language chosen (its
-commit waited for), words said (the conversation core; symptoms escalate), a topic picked from the list,
-and the menu after an answer.
+/voice is measured the same way against /bare-voice (a typical step's TwiML): a mix of a call's steps in
+all twelve languages, each signed over its own URL: the call coming in (a database read of the caller), a
+language chosen (its commit waited for), words said (the conversation core; symptoms escalate), a topic
+picked from the list (texted in Haitian Creole and Somali: its commit waited for), the menu after an
+answer (3 texts it), and the transfer's outcome (nobody answered: the number said and texted).
 """
 
 from __future__ import annotations
@@ -55,23 +56,30 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-VOICE_LANGS = ["en", "es", "zh_Hans", "vi", "ko", "ru", "fr", "pt"]
+VOICE_LANGS = ["en", "es", "zh_Hans", "vi", "ko", "tl", "ru", "ar", "ht", "pt", "fr", "so"]  # every language
+KEYPAD_ONLY = {"ht", "so"}  # no recognizer: a topic picked from the list is texted (its commit waited for)
+# Words in the languages the SMS mix has none of; the others are in TEXTS and SYMPTOMS.
+SPOKEN = {"ar": ["طفلي عنده حمى", "ما هو العلاج المناعي"], "tl": ["may lagnat ang anak ko", "ano ang immunotherapy"]}
 
 
 def voice_step(rnd: random.Random, symptom_share: float) -> tuple[str, dict[str, str]]:
-    """One step of a call, as Twilio would post it (its URL and the fields it adds)."""
+    """One step of a call, as Twilio would post it (its URL and the fields it adds), in any language."""
     lang = rnd.choice(VOICE_LANGS)
     kind = rnd.random()
-    if kind < 0.2:
+    if kind < 0.15:
         return "/voice", {}
-    if kind < 0.35:
+    if kind < 0.25:  # a language chosen: remembered for the number, its commit waited for
         return "/voice/language?n=1&page=1&try=0", {"Digits": str(rnd.randrange(1, 9))}
-    if kind < 0.7:
-        words = rnd.choice(SYMPTOMS if rnd.random() < symptom_share * 2 else TEXTS)
+    if kind < 0.55 and lang not in KEYPAD_ONLY:
+        words = rnd.choice(SYMPTOMS if rnd.random() < symptom_share * 2 else TEXTS + SPOKEN.get(lang, []))
         return f"/voice/answer?lang={lang}&n=2&try=0", {"SpeechResult": words, "Confidence": "0.87"}
-    if kind < 0.9:
-        return f"/voice/pick?lang={lang}&n=3&page=1&try=0", {"Digits": str(rnd.randrange(1, 9))}
-    return f"/voice/after?lang={lang}&n=4&t=4&try=0", {"Digits": rnd.choice("12*")}
+    if kind < 0.7:  # seven topics a page (8: languages, 9: more); Haitian Creole and Somali get it texted
+        return f"/voice/pick?lang={lang}&n=3&page=1&try=0", {"Digits": str(rnd.randrange(1, 8))}
+    if kind < 0.85:  # after an answer: 3 texts it (its commit waited for)
+        return f"/voice/after?lang={lang}&n=4&t=4&try=0", {"Digits": rnd.choice("123*")}
+    # the transfer's outcome: nobody answered says the number and texts it (its commit waited for)
+    return f"/voice/dial-status?lang={lang}&n=5", {"DialCallStatus": rnd.choice(["no-answer", "no-answer",
+                                                                                 "busy", "completed"])}
 
 
 def requests_for(path: str, n: int, seed: int, symptom_share: float) -> list[tuple[str, bytes, dict[str, str]]]:

@@ -143,19 +143,29 @@ def fake_twilio():
         yield fake
 
 
-@pytest.fixture
-def sms_app(database_url, fake_twilio, tmp_path):
-    app = create_app({
+def make_sms_app(database_url: str, fake_twilio, tmp_path, **extra):
+    """The app as the SMS and voice tests run it (``extra``: more settings); close it with :func:`close_app`."""
+    return create_app({
         "TESTING": True, "DATABASE_URL": database_url, "SPOOL_PATH": str(tmp_path / "spool.db"),
         "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
         "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_FROM_NUMBER": "+16175550000", "PUBLIC_BASE_URL": PUBLIC_URL,
         "ALERT_NUMBERS": ",".join(ALERTS), "CARE_TEAM_PHONE": CARE_TEAM, "TWILIO_API_BASE_URL": fake_twilio.url,
+        **extra,
     })
-    yield app
+
+
+def close_app(app) -> None:
     app.extensions["catalog_watcher"].stop()
     app.extensions["recorder"].close()
     app.extensions["engine"].dispose()
     app.extensions["read_engine"].dispose()
+
+
+@pytest.fixture
+def sms_app(database_url, fake_twilio, tmp_path):
+    app = make_sms_app(database_url, fake_twilio, tmp_path)
+    yield app
+    close_app(app)
 
 
 @pytest.fixture

@@ -306,6 +306,22 @@ def test_any_other_failure_still_answers_with_the_number(sms_app, sms_client, mo
     assert CARE_TEAM in reply and "911" in reply
 
 
+def test_a_failure_around_the_core_still_escalates_and_alerts(sms_app, sms_client, monkeypatch):
+    """Triage does not depend on the part of the inbox that failed (here its memory of senders)."""
+    from assistant.inbox import Recorder
+
+    def broken(self, phone):
+        raise RuntimeError("memory lost")
+
+    monkeypatch.setattr(Recorder, "state", broken)
+    (reply,) = messages(text_sms(sms_client, "she can't breathe"))
+    assert reply.startswith("CALL 911 NOW") and CARE_TEAM in reply
+    (other,) = messages(text_sms(sms_client, "what is a cancer vaccine"))
+    assert CARE_TEAM in other and "911" in other
+    monkeypatch.undo()
+    assert count(sms_app, Escalation) == 1 and count(sms_app, Alert) == len(ALERTS)
+
+
 # --- logs ---------------------------------------------------------------------------------------------
 
 def test_logs_mask_numbers_and_never_hold_the_text(sms_client, caplog):

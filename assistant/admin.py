@@ -8,9 +8,11 @@ face on the same functions the command line uses: no check, rule or publish logi
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError, CSRFProtect
@@ -58,18 +60,43 @@ def _viewer() -> dict[str, Any]:
 def sign_in():
     error, email = "", ""
     if request.method == "POST":
+        _warn_if_behind_an_unknown_proxy()
         email = request.form.get("email", "")[:254]
         user, error = accounts.sign_in(get_session(), email, request.form.get("password", "")[:1000],
                                        request.remote_addr or "unknown")
         if user is not None:
             accounts.start_session(user)
-            target = request.args.get("next", "")
-            # Only a page of this site: an address from the query must not send a coordinator elsewhere.
-            if not target.startswith("/admin") or target.startswith("//"):
-                target = url_for("admin.overview")
-            return redirect(target)
+            return redirect(safe_next(request.args.get("next", "")) or url_for("admin.overview"))
     status = 429 if error.startswith("Too many") else (401 if error else 200)
     return render_template("admin/sign_in.html", error=error, email=email), status
+
+
+_SAFE_PATH = re.compile(r"/admin(/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?")
+
+
+def safe_next(target: str) -> str:
+    """``target`` when it is a page of this site under /admin, else "" (an address from the query must not
+    send a coordinator elsewhere, nor break the answer: a line break in a header is refused by the server)."""
+    if not target or len(target) > 2000 or "\\" in target or any(ord(c) < 0x20 or ord(c) == 0x7F for c in target):
+        return ""  # (urlsplit drops line breaks and tabs silently: they are refused here, before it)
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or parts.fragment or not _SAFE_PATH.fullmatch(parts.path) \
+            or "/../" in parts.path + "/" or re.search(r"[^A-Za-z0-9._~!$&'()*+,;=:@%/?-]", parts.query):
+        return ""
+    return target
+
+
+_WARNED_PROXY: list[bool] = []
+
+
+def _warn_if_behind_an_unknown_proxy() -> None:
+    """Once per process: sign-ins arrive through a proxy that PROXY_HOPS does not count, so every coordinator
+    shares the proxy's address and the limit per address locks them all out together."""
+    if not _WARNED_PROXY and request.headers.get("X-Forwarded-For") and not current_app.config.get("PROXY_HOPS"):
+        _WARNED_PROXY.append(True)
+        log.warning("sign-ins come through a proxy (X-Forwarded-For) but PROXY_HOPS is 0: the sign-in limit per "
+                    "address counts everyone as the proxy; set PROXY_HOPS (README, Settings)",
+                    extra={"event": "config.proxy"})
 
 
 @bp.post("/sign-out")

@@ -446,3 +446,88 @@ def test_sign_in_limits_hold_when_redis_is_down(admin_app):
     for _ in range(MAX_FAILURES_ACCOUNT):
         assert sign_in(client, "cora@example.org", "not the password").status_code == 401
     assert sign_in(client, "cora@example.org").status_code == 429  # counted in the database instead
+
+
+# -- audit 12: what a coordinator sees when things go wrong, or an admin looks after the accounts -----------
+
+def _audit_count(app) -> int:
+    from sqlalchemy import func
+
+    with app.app_context():
+        return get_session().scalar(select(func.count()).select_from(AuditEntry))
+
+
+def _proxied_app(admin_app, tmp_path, hops):
+    """A second app on admin_app's database (its accounts), with PROXY_HOPS set."""
+    return create_app({"TESTING": True, "DATABASE_URL": admin_app.config["DATABASE_URL"],
+                       "SPOOL_PATH": str(tmp_path / "spool-proxy.db"), "SECRET_KEY": "t" * 40,
+                       "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000", "WTF_CSRF_ENABLED": True, "PROXY_HOPS": hops})
+
+
+def _close(app) -> None:
+    app.extensions["catalog_watcher"].stop()
+    app.extensions["recorder"].close()
+    app.extensions["engine"].dispose()
+    app.extensions["read_engine"].dispose()
+
+
+def test_behind_a_proxy_each_coordinator_has_their_own_address_limit(admin_app, tmp_path):
+    app = _proxied_app(admin_app, tmp_path, "1")
+    try:
+        proxy = {"REMOTE_ADDR": "10.0.0.2"}  # the router: every request comes from it
+        attacker = app.test_client()
+        for i in range(20):
+            sign_in(attacker, f"nobody{i}@example.org", "x" * 12, environ_base=proxy,
+                    headers={"X-Forwarded-For": "203.0.113.5"})
+        assert sign_in(attacker, "ada@example.org", environ_base=proxy,
+                       headers={"X-Forwarded-For": "203.0.113.5"}).status_code == 429
+        # Another coordinator behind the same router signs in; the attacker cannot pose as them by writing the
+        # header himself (the router appends the address it saw: the last one is read).
+        assert sign_in(app.test_client(), "cora@example.org", environ_base=proxy,
+                       headers={"X-Forwarded-For": "198.51.100.7"}).status_code == 302
+        assert sign_in(app.test_client(), "cora@example.org", environ_base=proxy,
+                       headers={"X-Forwarded-For": "198.51.100.7, 203.0.113.5"}).status_code == 429
+    finally:
+        _close(app)
+
+
+def test_without_proxy_hops_the_header_is_not_trusted_and_the_log_says_to_set_it(admin_app, caplog):
+    proxy = {"REMOTE_ADDR": "10.0.0.2"}
+    client = admin_app.test_client()
+    from assistant import admin
+
+    admin._WARNED_PROXY.clear()
+    for i in range(20):
+        sign_in(client, f"nobody{i}@example.org", "x" * 12, environ_base=proxy,
+                headers={"X-Forwarded-For": f"203.0.113.{i}"})
+    assert sign_in(admin_app.test_client(), "ada@example.org", environ_base=proxy,
+                   headers={"X-Forwarded-For": "198.51.100.7"}).status_code == 429
+    assert sum("PROXY_HOPS is 0" in r.getMessage() for r in caplog.records) == 1
+
+
+@pytest.mark.parametrize("value", ["two", "-1", "1.5", "99"])
+def test_a_wrong_proxy_setting_refuses_to_start(value):
+    from assistant import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="PROXY_HOPS must be a whole number"):
+        create_app({"TESTING": True, "PROXY_HOPS": value})
+
+
+@pytest.mark.parametrize("target", ["/admin/%0d%0aSet-Cookie:x=1", "/admin/\r\nx", "/admin/../simulator",
+                                    "/admin\\..\\x", "//evil.example/admin", "/admin/x#y"])
+def test_sign_in_with_an_odd_next_goes_to_the_overview(admin_app, target):
+    from urllib.parse import quote
+
+    client = admin_app.test_client()
+    response = client.post("/admin/sign-in?next=" + quote(target, safe="/%"),
+                           data={"email": "ada@example.org", "password": PASSWORD, "csrf_token": token(client)})
+    assert response.status_code == 302 and response.headers["Location"] == "/admin/"
+
+
+def test_sign_in_goes_back_to_the_page_asked_for(admin_app):
+    client = admin_app.test_client()
+    asked = client.get("/admin/escalations?state=all")
+    assert asked.headers["Location"] == "/admin/sign-in?next=/admin/escalations"
+    response = client.post("/admin/sign-in?next=/admin/escalations%3Fstate%3Dall",
+                           data={"email": "cora@example.org", "password": PASSWORD, "csrf_token": token(client)})
+    assert response.headers["Location"] == "/admin/escalations?state=all"

@@ -18,6 +18,7 @@ from flask import Blueprint, Flask, abort, current_app, flash, redirect, render_
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from werkzeug.exceptions import HTTPException
 
 from . import accounts
 from .accounts import AccountError, current_viewer, requires
@@ -37,6 +38,16 @@ DAYS = 30
 
 
 UPLOAD_BYTES = 5 * 1024 * 1024  # a catalog or a spreadsheet; the webhooks keep their 64 kB limit
+# What every page of /admin answers with. The pages run no script; framing is refused (a hidden frame could
+# get an acknowledge or publish button clicked), and nothing is cached: they show numbers and words.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'none'; "
+                               "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "same-origin",
+    "X-Content-Type-Options": "nosniff",
+}
 
 
 @bp.before_request
@@ -506,6 +517,11 @@ def _draft_assistant(number: str):
 
 # -- users and audit --------------------------------------------------------------------------------------
 
+def _locales_field() -> list[str]:
+    """A reviewer's languages: ticked boxes, or codes typed with commas."""
+    return [x.strip() for value in request.form.getlist("locales") for x in value.split(",") if x.strip()]
+
+
 @bp.route("/users", methods=["GET", "POST"])
 @requires("users")
 def users():
@@ -513,27 +529,114 @@ def users():
     viewer = current_viewer()
     if request.method == "POST":
         form = request.form
-        if form.get("action") == "deactivate":
-            user = db.get(User, int(form.get("id", "0") or 0))
-            if user is not None and user.id != viewer.id:
-                user.active, user.session_version = False, user.session_version + 1
-                accounts.audit(db, viewer.email, "user.deactivate", user.email)
-                db.commit()
-                flash(f"{user.email} can no longer sign in.")
-        else:
-            try:
-                user = accounts.create_user(db, form.get("email", ""), form.get("password", ""),
-                                            form.get("role", ""), [x.strip() for x in form.get("locales", "")
-                                                                   .split(",") if x.strip()])
-                accounts.audit(db, viewer.email, "user.create", user.email, f"role {user.role}")
-                db.commit()
-                flash(f"Account created for {user.email}.")
-            except AccountError as exc:
-                db.rollback()
-                flash(str(exc), "error")
+        if form.get("action", "create") != "create":  # the list's own buttons, as on an account's page
+            return _account_action(_user_or_404(form.get("id", "")), form.get("action", ""),
+                                   back=url_for("admin.users"))
+        try:
+            user = accounts.create_user(db, form.get("email", ""), form.get("password", ""), form.get("role", ""),
+                                        _locales_field(), by=viewer.email)
+            db.commit()
+            flash(f"Account created for {user.email}.")
+        except AccountError as exc:
+            db.rollback()
+            flash(str(exc), "error")
         return redirect(url_for("admin.users"))
-    return render_template("admin/users.html", users=db.scalars(select(User).order_by(User.email)).all(),
-                           roles=accounts.ROLES, languages=current_app.extensions["assistant"].store.current.languages)
+    rows = db.scalars(select(User).order_by(User.email)).all()
+    failures = {u.id: accounts.failed_sign_ins(db, u) for u in rows}
+    return render_template("admin/users.html", users=rows, failures=failures, locked_at=accounts.MAX_FAILURES_ACCOUNT,
+                           roles=accounts.ROLES, languages=current_app.extensions["assistant"].store.current.languages,
+                           min_password=accounts.MIN_PASSWORD)
+
+
+def _user_or_404(value: Any) -> User:
+    """The account a form names by id; a clear 404 page for anything else (a bad id is not a 500)."""
+    text = str(value or "").strip()
+    user = get_session().get(User, int(text)) if text.isdigit() and len(text) < 10 else None
+    if user is None:
+        abort(404, description="There is no such account: it may have been removed. Go back to Users.")
+    return user
+
+
+@bp.route("/users/<int:user_id>", methods=["GET", "POST"])
+@requires("users")
+def user_page(user_id: int):
+    """One account: its role and languages, a new password, the sign-in lock, deactivate or reactivate, and
+    the audit log's lines about it."""
+    db = get_session()
+    user = _user_or_404(user_id)
+    if request.method == "POST":
+        return _account_action(user, request.form.get("action", ""), back=url_for("admin.user_page", user_id=user.id))
+    history = db.scalars(select(AuditEntry).where(AuditEntry.target == user.email)
+                         .order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(50)).all()
+    return render_template("admin/user.html", user=user, failures=accounts.failed_sign_ins(db, user),
+                           locked_at=accounts.MAX_FAILURES_ACCOUNT, roles=accounts.ROLES, history=history,
+                           languages=current_app.extensions["assistant"].store.current.languages,
+                           min_password=accounts.MIN_PASSWORD)
+
+
+ACCOUNT_ACTIONS = ("role", "password", "unlock", "deactivate", "activate")
+
+
+def _account_action(user: User, action: str, *, back: str):
+    """One change to ``user`` by the signed-in admin, audited; said in a message on the page it came from."""
+    db = get_session()
+    viewer = current_viewer()
+    if action not in ACCOUNT_ACTIONS:
+        abort(400, description="This form is not one of this page's: reload the page and try again.")
+    if user.id == viewer.id and action != "unlock":
+        flash("You cannot change your own role or access here: another admin can. Change your own password on "
+              "Your account.", "error")
+        return redirect(back)
+    try:
+        if action == "role":
+            changed = accounts.set_role(db, user, request.form.get("role", ""), _locales_field(), by=viewer.email)
+            said = (f"{user.email} is now {user.role}" + (f" ({user.locales})" if user.locales else "")
+                    + "; their sessions ended.") if changed else f"{user.email}: nothing changed."
+        elif action == "password":
+            accounts.set_password(db, user, request.form.get("password", "")[:accounts.MAX_PASSWORD + 1],
+                                  by=viewer.email)
+            said = (f"New password set for {user.email}; their sessions ended. Give it to them in person or by "
+                    "phone: they choose their own at the next sign-in.")
+        elif action == "unlock":
+            accounts.unlock(db, user, by=viewer.email)
+            said = f"{user.email} may sign in again now."
+        else:
+            changed = accounts.set_active(db, user, action == "activate", by=viewer.email)
+            said = (f"{user.email} can sign in again." if action == "activate" else
+                    f"{user.email} can no longer sign in; their sessions ended.") if changed else \
+                f"{user.email}: nothing changed."
+        db.commit()
+        flash(said)
+    except AccountError as exc:
+        db.rollback()
+        flash(str(exc), "error")
+    return redirect(back)
+
+
+@bp.route("/account", methods=["GET", "POST"])
+@requires("account")
+def account():
+    """The signed-in user's own account: their password."""
+    db = get_session()
+    viewer = current_viewer()
+    user = db.get(User, viewer.id)
+    if request.method == "POST":
+        new = request.form.get("new_password", "")[:accounts.MAX_PASSWORD + 1]
+        try:
+            if new != request.form.get("repeat_password", "")[:accounts.MAX_PASSWORD + 1]:
+                raise AccountError("the new password and its repetition differ")
+            accounts.change_own_password(db, user, request.form.get("current_password", ""), new)
+            db.commit()
+            accounts.start_session(user)  # this session goes on; every other one has ended
+            flash("Your password is changed; you were signed out everywhere else.")
+            return redirect(url_for("admin.account"))
+        except AccountError as exc:
+            db.rollback()
+            flash(str(exc), "error")
+            return render_template("admin/account.html", user=user, min_password=accounts.MIN_PASSWORD), 422
+    if viewer.must_change_password:
+        flash("An admin set your password: choose your own to go on.", "error")
+    return render_template("admin/account.html", user=user, min_password=accounts.MIN_PASSWORD)
 
 
 @bp.get("/audit")
@@ -550,6 +653,30 @@ def _csrf_failed(exc: CSRFError):
     return render_template("admin/message.html", title="The form expired",
                            message="This page was open too long or came from elsewhere. Go back, reload the "
                                    "page and try again."), 400
+
+
+ERROR_PAGES = {
+    400: ("This request cannot be done", "Go back, reload the page and try again."),
+    403: ("Not allowed", "Your role does not allow this. Ask an admin if you need it."),
+    404: ("Not found", "There is nothing at this address. Go back, or start from the Overview."),
+}
+
+
+@bp.errorhandler(HTTPException)
+def _error_page(exc: HTTPException):
+    """The page's own errors in words, with the site's header (a plain page for the others)."""
+    if exc.code not in ERROR_PAGES:
+        return exc
+    title, default = ERROR_PAGES[exc.code]
+    described = exc.description if exc.description and exc.description != type(exc).description else default
+    return render_template("admin/message.html", title=title, message=described), exc.code
+
+
+def _security_headers(response):
+    if request.path.startswith("/admin"):
+        for header, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(header, value)
+    return response
 
 
 def init_app(app: Flask) -> None:

@@ -195,7 +195,7 @@ def test_an_admin_creates_and_deactivates_accounts(admin_app):
                                       "password": "twelve chars!", "csrf_token": csrf})
     bad = client.post("/admin/users", data={"email": "x@example.org", "role": "reviewer", "locales": "",
                                             "password": "twelve chars!", "csrf_token": csrf}, follow_redirects=True)
-    assert b"a reviewer needs --locales" in bad.data
+    assert b"a reviewer needs the languages they review" in bad.data
     new = signed_in_as(admin_app, "new@example.org", "twelve chars!")
     assert new.get("/admin/preview").status_code == 200
     with admin_app.app_context():
@@ -511,6 +511,174 @@ def test_a_wrong_proxy_setting_refuses_to_start(value):
 
     with pytest.raises(ConfigurationError, match="PROXY_HOPS must be a whole number"):
         create_app({"TESTING": True, "PROXY_HOPS": value})
+
+
+def _user_id(app, email) -> int:
+    with app.app_context():
+        return get_session().scalar(select(User.id).where(User.email == email))
+
+
+def _act(client, user_id, action, **form):
+    return client.post(f"/admin/users/{user_id}", data={"action": action, **form,
+                                                        "csrf_token": token(client, f"/admin/users/{user_id}")},
+                       follow_redirects=True)
+
+
+def test_an_admin_changes_role_and_languages_and_the_users_sessions_end(admin_app):
+    admin = signed_in(admin_app, "admin")
+    rev = signed_in(admin_app, "reviewer")
+    rev_id = _user_id(admin_app, "rev@example.org")
+    assert rev.get("/admin/escalations").status_code == 403
+    page = html.fromstring(admin.get("/admin/users").data)
+    link = page.xpath("//a[text()='rev@example.org']/@href")[0]
+    assert link == f"/admin/users/{rev_id}"
+    done = _act(admin, rev_id, "role", role="reviewer", locales=["es", "fr"])
+    assert b"rev@example.org is now reviewer (es,fr); their sessions ended." in done.data
+    assert rev.get("/admin/").status_code == 302  # signed out at once
+    rev = signed_in(admin_app, "reviewer")
+    offered = html.fromstring(rev.get("/admin/catalog/topic/fever").data).xpath(
+        "//form[contains(@action,'/admin/catalog/review')]//input[@name='locale']/@value")
+    assert set(offered) == {"es", "fr"}
+    done = _act(admin, rev_id, "role", role="coordinator")
+    assert b"rev@example.org is now coordinator; their sessions ended." in done.data
+    rev = signed_in(admin_app, "reviewer")
+    assert rev.get("/admin/escalations").status_code == 200
+    bad = _act(admin, rev_id, "role", role="reviewer")  # a reviewer without languages
+    assert b"a reviewer needs the languages they review" in bad.data
+    audit = admin.get("/admin/audit").data.decode()
+    assert "reviewer (es) -&gt; reviewer (es,fr)" in audit and "reviewer (es,fr) -&gt; coordinator" in audit
+
+
+def test_an_admin_deactivates_and_reactivates_an_account(admin_app):
+    admin = signed_in(admin_app, "admin")
+    cora = signed_in(admin_app, "coordinator")
+    cora_id = _user_id(admin_app, "cora@example.org")
+    assert b"cora@example.org can no longer sign in" in _act(admin, cora_id, "deactivate").data
+    assert cora.get("/admin/").status_code == 302
+    assert sign_in(admin_app.test_client(), "cora@example.org").status_code == 401
+    row = html.fromstring(admin.get("/admin/users").data).xpath("//tr[td/a[text()='cora@example.org']]")[0]
+    assert "deactivated" in row.text_content()
+    again = admin.post("/admin/users", data={"email": "cora@example.org", "role": "coordinator",
+                                             "password": "twelve chars!", "csrf_token": token(admin, "/admin/users")},
+                       follow_redirects=True)
+    assert b"has an account already (deactivated: reactivate it" in again.data
+    assert b"cora@example.org can sign in again." in _act(admin, cora_id, "activate").data
+    assert sign_in(admin_app.test_client(), "cora@example.org").status_code == 302
+    audit = admin.get("/admin/audit").data.decode()
+    assert "user.deactivate" in audit and "user.reactivate" in audit
+
+
+def test_an_admin_sets_a_password_and_the_user_chooses_their_own(admin_app):
+    admin = signed_in(admin_app, "admin")
+    cora = signed_in(admin_app, "coordinator")
+    cora_id = _user_id(admin_app, "cora@example.org")
+    short = _act(admin, cora_id, "password", password="short")
+    assert b"at least 12 characters" in short.data
+    done = _act(admin, cora_id, "password", password="temporary password 1")
+    assert b"New password set for cora@example.org; their sessions ended." in done.data
+    assert cora.get("/admin/").status_code == 302
+    assert sign_in(admin_app.test_client(), "cora@example.org").status_code == 401  # the old one
+    cora = admin_app.test_client()
+    assert sign_in(cora, "cora@example.org", "temporary password 1").status_code == 302
+    first = cora.get("/admin/escalations")
+    assert first.status_code == 302 and first.headers["Location"] == "/admin/account"  # nothing else first
+    page = cora.get("/admin/account")
+    assert b"An admin set your password: choose your own to go on." in page.data
+    csrf = token(cora, "/admin/account")
+    wrong = cora.post("/admin/account", data={"current_password": "not it", "new_password": "my own password 2",
+                                              "repeat_password": "my own password 2", "csrf_token": csrf})
+    assert wrong.status_code == 422 and b"the current password is not right" in wrong.data
+    done = cora.post("/admin/account", data={"current_password": "temporary password 1",
+                                             "new_password": "my own password 2",
+                                             "repeat_password": "my own password 2", "csrf_token": csrf},
+                     follow_redirects=True)
+    assert b"Your password is changed" in done.data
+    assert cora.get("/admin/escalations").status_code == 200  # the session goes on
+    assert sign_in(admin_app.test_client(), "cora@example.org", "my own password 2").status_code == 302
+    with admin_app.app_context():
+        details = get_session().scalars(select(AuditEntry.detail).where(AuditEntry.action == "user.password")).all()
+    assert details == ["set by an admin; to be changed at the next sign-in", "changed by themselves"]
+    assert not any("password 1" in d or "password 2" in d for d in details)
+
+
+def test_a_user_changes_their_own_password_and_every_other_session_ends(admin_app):
+    client = signed_in(admin_app, "reviewer")
+    copied = admin_app.test_client()
+    copied.set_cookie("session", client.get_cookie("session").value)
+    csrf = token(client, "/admin/account")
+    differ = client.post("/admin/account", data={"current_password": PASSWORD, "new_password": "a new password 3",
+                                                  "repeat_password": "a new password 4", "csrf_token": csrf})
+    assert differ.status_code == 422 and b"differ" in differ.data
+    client.post("/admin/account", data={"current_password": PASSWORD, "new_password": "a new password 3",
+                                        "repeat_password": "a new password 3", "csrf_token": csrf})
+    assert client.get("/admin/").status_code == 200 and copied.get("/admin/").status_code == 302
+
+
+def test_an_admin_lifts_a_sign_in_lock(admin_app):
+    for _ in range(MAX_FAILURES_ACCOUNT):
+        sign_in(admin_app.test_client(), "cora@example.org", "not the password")
+    assert sign_in(admin_app.test_client(), "cora@example.org").status_code == 429
+    admin = signed_in(admin_app, "admin")
+    row = html.fromstring(admin.get("/admin/users").data).xpath("//tr[td/a[text()='cora@example.org']]")[0]
+    assert f"locked: {MAX_FAILURES_ACCOUNT} failed sign-ins" in row.text_content()
+    done = _act(admin, _user_id(admin_app, "cora@example.org"), "unlock")
+    assert b"cora@example.org may sign in again now." in done.data
+    assert sign_in(admin_app.test_client(), "cora@example.org").status_code == 302
+    assert "user.unlock" in admin.get("/admin/audit").data.decode()
+
+
+def test_account_forms_refuse_what_they_cannot_do_with_a_clear_page(admin_app):
+    admin = signed_in(admin_app, "admin")
+    csrf = token(admin, "/admin/users")
+    for bad in ("abc", "", "999999", "1e3"):
+        response = admin.post("/admin/users", data={"action": "deactivate", "id": bad, "csrf_token": csrf})
+        assert response.status_code == 404 and b"There is no such account" in response.data, bad
+    assert admin.get("/admin/users/999999").status_code == 404
+    ada = _user_id(admin_app, "ada@example.org")
+    own = _act(admin, ada, "deactivate")
+    assert b"You cannot change your own role or access here" in own.data
+    unknown = admin.post(f"/admin/users/{ada}", data={"action": "delete", "csrf_token": csrf})
+    assert unknown.status_code == 400 and b"not one of this page" in unknown.data
+    with admin_app.app_context():
+        assert get_session().get(User, ada).active
+
+
+def test_the_command_line_sets_passwords_unlocks_and_changes_accounts(admin_app):
+    runner = admin_app.test_cli_runner()
+    for _ in range(MAX_FAILURES_ACCOUNT):
+        sign_in(admin_app.test_client(), "cora@example.org", "not the password")
+    result = runner.invoke(args=["admin", "unlock", "cora@example.org"])
+    assert result.exit_code == 0 and "cora@example.org may sign in again" in result.output
+    result = runner.invoke(args=["admin", "set-password", "Cora@example.org"], input="a password from the cli\n")
+    assert result.exit_code == 0 and "password set for cora@example.org" in result.output
+    assert sign_in(admin_app.test_client(), "cora@example.org", "a password from the cli").status_code == 302
+    assert runner.invoke(args=["admin", "set-password", "nobody@example.org"], input="a long password!\n"
+                         ).output.strip().endswith("there is no account 'nobody@example.org'")
+    result = runner.invoke(args=["admin", "set-role", "rev@example.org", "--role", "reviewer", "--locales", "es,ar"])
+    assert result.exit_code == 0 and "rev@example.org is reviewer (es,ar)" in result.output
+    last = runner.invoke(args=["admin", "set-role", "ada@example.org", "--role", "coordinator"])
+    assert last.exit_code == 1 and "the last active admin" in last.output
+    assert runner.invoke(args=["admin", "deactivate", "cora@example.org"]).exit_code == 0
+    assert "deactivated" in runner.invoke(args=["admin", "users"]).output
+    assert runner.invoke(args=["admin", "activate", "cora@example.org"]).exit_code == 0
+    help_text = runner.invoke(args=["admin", "--help"]).output
+    assert all(c in help_text for c in ("set-password", "unlock", "set-role", "activate", "deactivate", "users"))
+    with admin_app.app_context():
+        entries = get_session().scalars(select(AuditEntry).where(AuditEntry.action.like("user.%"))
+                                        .order_by(AuditEntry.id)).all()
+    actions = [e.action for e in entries if e.actor.startswith("command line") and e.action != "user.create"]
+    assert actions == ["user.unlock", "user.password", "user.role", "user.deactivate", "user.reactivate"]
+
+
+@pytest.mark.parametrize("email", ["<b>x</b>@x.org", "a b@x.org", "x@x", "x\n@x.org", "x@-x.org", "@x.org",
+                                   "x@x..org", '"x"@x.org'])
+def test_an_email_that_is_not_an_address_is_refused(admin_app, email):
+    admin = signed_in(admin_app, "admin")
+    response = admin.post("/admin/users", data={"email": email, "role": "coordinator", "password": "twelve chars!",
+                                                "csrf_token": token(admin, "/admin/users")}, follow_redirects=True)
+    assert b"is not an email address" in response.data
+    with admin_app.app_context():
+        assert get_session().scalar(select(User).where(User.email == email.strip().lower())) is None
 
 
 @pytest.mark.parametrize("target", ["/admin/%0d%0aSet-Cookie:x=1", "/admin/\r\nx", "/admin/../simulator",

@@ -130,30 +130,44 @@ class Bar:
 SEVERITY = {"none": 0, "info": 1, "call_now": 2, "emergency": 3}
 
 
-def daily_counts(days: int = DAYS) -> tuple[list[date], dict[date, dict[str, int]], dict[str, int], dict[str, int]]:
-    """Per day and level over the last ``days`` days, per language, and per channel: each text once, and each
-    call once (its steps are rows of their own), at the most urgent level any of its steps reached."""
+@dataclass
+class Counts:
+    """Texts and calls over the last days: per day and level, per day and language, and totals."""
+
+    dates: list[date]
+    per_day: dict[date, dict[str, int]]  # day -> level -> count
+    per_day_language: dict[date, dict[str, int]]  # day -> locale -> count
+    per_language: dict[str, int]
+    per_channel: dict[str, int]
+
+
+def daily_counts(days: int = DAYS) -> Counts:
+    """Per day by level and by language over the last ``days`` days, per language, and per channel: each text
+    once, and each call once (its steps are rows of their own), at the most urgent level any of its steps
+    reached, in the language of its first step."""
     db = get_session()
     start = (utcnow() - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
     contacts: dict[str, tuple[date, str, str, str]] = {}  # id -> (day, level, locale, channel)
     rows = db.execute(select(InboundMessage.received_at, InboundMessage.level, InboundMessage.locale,
                              InboundMessage.channel, InboundMessage.message_sid)
-                      .where(InboundMessage.received_at >= start))
+                      .where(InboundMessage.received_at >= start)
+                      .order_by(InboundMessage.received_at, InboundMessage.id))
     for at, level, locale, channel, sid in rows:
         key = sid.split(":", 1)[0] if channel == "voice" else sid
         seen = contacts.get(key)
-        if seen is None or SEVERITY.get(level, 0) > SEVERITY.get(seen[1], 0):
-            contacts[key] = (seen[0] if seen else at.date(), level, locale, channel)
-    per_day: dict[date, dict[str, int]] = {}
-    per_language: dict[str, int] = {}
-    per_channel: dict[str, int] = {"sms": 0, "voice": 0}
+        if seen is None:
+            contacts[key] = (at.date(), level, locale, channel)
+        elif SEVERITY.get(level, 0) > SEVERITY.get(seen[1], 0):
+            contacts[key] = (seen[0], level, seen[2], channel)
+    counts = Counts([start.date() + timedelta(days=i) for i in range(days)], {}, {}, {}, {"sms": 0, "voice": 0})
     for d, level, locale, channel in contacts.values():
-        per_day.setdefault(d, {})
-        per_day[d][level] = per_day[d].get(level, 0) + 1
-        per_language[locale] = per_language.get(locale, 0) + 1
-        per_channel[channel] = per_channel.get(channel, 0) + 1
-    dates = [start.date() + timedelta(days=i) for i in range(days)]
-    return dates, per_day, per_language, per_channel
+        day = counts.per_day.setdefault(d, {})
+        day[level] = day.get(level, 0) + 1
+        by_language = counts.per_day_language.setdefault(d, {})
+        by_language[locale] = by_language.get(locale, 0) + 1
+        counts.per_language[locale] = counts.per_language.get(locale, 0) + 1
+        counts.per_channel[channel] = counts.per_channel.get(channel, 0) + 1
+    return counts
 
 
 def chart(dates: list[date], per_day: dict[date, dict[str, int]], height: float = 160.0,
@@ -174,23 +188,37 @@ def chart(dates: list[date], per_day: dict[date, dict[str, int]], height: float 
     return bars, top
 
 
+def sparkline(dates: list[date], per_day_language: dict[date, dict[str, int]], locale: str, top: int,
+              height: float = 24.0, step: float = 6.0) -> list[tuple[float, float, float, date, int]]:
+    """One language's small bar chart, a bar a day, scaled to ``top`` (the busiest day of any language, so
+    that the languages compare): (x, y, height, day, count) of each day with texts."""
+    out = []
+    for i, d in enumerate(dates):
+        n = per_day_language.get(d, {}).get(locale, 0)
+        if n:
+            h = max(1.0, height * n / (top or 1))
+            out.append((round(i * step, 1), round(height - h, 1), round(h, 1), d, n))
+    return out
+
+
 @bp.get("/")
 @requires("view")
 def overview():
     db = get_session()
-    dates, per_day, per_language, per_channel = daily_counts()
-    bars, top = chart(dates, per_day)
+    counts = daily_counts()
+    bars, top = chart(counts.dates, counts.per_day)
     open_escalations = db.scalar(
         select(func.count()).select_from(Escalation)
         .outerjoin(Acknowledgement, Acknowledgement.escalation_id == Escalation.id)
         .where(Acknowledgement.escalation_id.is_(None))) or 0
-    totals = {level: sum(v.get(level, 0) for v in per_day.values()) for level in LEVEL_WORDS}
-    languages = sorted(per_language.items(), key=lambda kv: -kv[1])
-    return render_template("admin/overview.html", bars=bars, top=top, dates=dates, totals=totals,
-                           languages=languages, most=max(per_language.values() or [1]),
-                           open_escalations=open_escalations, colours=LEVEL_COLOURS, days=DAYS,
-                           per_channel=per_channel,
-                           live=_live_revision())
+    totals = {level: sum(v.get(level, 0) for v in counts.per_day.values()) for level in LEVEL_WORDS}
+    languages = sorted(counts.per_language.items(), key=lambda kv: (-kv[1], kv[0]))
+    busiest = max([n for day in counts.per_day_language.values() for n in day.values()] or [1])
+    lines = {locale: sparkline(counts.dates, counts.per_day_language, locale, busiest) for locale, _ in languages}
+    return render_template("admin/overview.html", bars=bars, top=top, dates=counts.dates, totals=totals,
+                           languages=languages, lines=lines, busiest=busiest, per_day=counts.per_day,
+                           per_day_language=counts.per_day_language, open_escalations=open_escalations,
+                           colours=LEVEL_COLOURS, days=DAYS, per_channel=counts.per_channel, live=_live_revision())
 
 
 def _live_revision() -> str:
@@ -235,19 +263,31 @@ def acknowledge(escalation_id: int):
     if escalation is None:
         abort(404)
     viewer = current_viewer()
-    if db.get(Acknowledgement, escalation_id) is None:
-        note = request.form.get("note", "").strip()[:2000]
+    note = request.form.get("note", "").strip()[:2000]
+    back = redirect(url_for("admin.escalations", state=_state_arg()))
+    ack = db.get(Acknowledgement, escalation_id)
+    if ack is None:
         db.add(Acknowledgement(escalation_id=escalation_id, by=viewer.email, note=note))
         accounts.audit(db, viewer.email, "escalation.acknowledge", f"escalation #{escalation_id}",
                        "with a note" if note else "")
         try:
             db.commit()
             flash(f"Escalation #{escalation_id} acknowledged.")
+            return back
         except IntegrityError:  # a colleague acknowledged it a moment before: theirs stands
             db.rollback()
             ack = db.get(Acknowledgement, escalation_id)
-            flash(f"Escalation #{escalation_id} was acknowledged by {ack.by if ack else 'someone else'} already.")
-    return redirect(url_for("admin.escalations", state=request.args.get("state", "open")))
+    # Said, never silently dropped: the follow-up is someone else's, and the note typed here was not kept.
+    who = ack.by if ack else "someone else"
+    when = f" (at {ack.at.strftime('%H:%M')} UTC)" if ack and ack.at else ""
+    flash(f"Escalation #{escalation_id} was acknowledged by {who} already{when}"
+          + ("; your note was not saved." if note else "."), "error")
+    return back
+
+
+def _state_arg() -> str:
+    state = request.args.get("state", "open")
+    return state if state in ("open", "acknowledged", "all") else "open"
 
 
 # -- unanswered texts -------------------------------------------------------------------------------------

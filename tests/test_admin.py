@@ -699,3 +699,50 @@ def test_sign_in_goes_back_to_the_page_asked_for(admin_app):
     response = client.post("/admin/sign-in?next=/admin/escalations%3Fstate%3Dall",
                            data={"email": "cora@example.org", "password": PASSWORD, "csrf_token": token(client)})
     assert response.headers["Location"] == "/admin/escalations?state=all"
+
+
+def test_acknowledging_again_says_who_did_it_first(admin_app):
+    text_sms(admin_app.test_client(), "my son has a fever", sender="+16175550232")
+    escalation_id = _first_escalation(admin_app)
+    first, second = signed_in(admin_app, "coordinator"), signed_in(admin_app, "admin")
+    csrf = token(second, "/admin/escalations")  # the second opened the page before the first acknowledged
+    first.post(f"/admin/escalations/{escalation_id}/acknowledge",
+               data={"note": "called", "csrf_token": token(first, "/admin/escalations")})
+    response = second.post(f"/admin/escalations/{escalation_id}/acknowledge", data={"note": "me too",
+                                                                                    "csrf_token": csrf},
+                           follow_redirects=True)
+    alert = html.fromstring(response.data).xpath("string(//p[@role='alert'])")
+    assert f"Escalation #{escalation_id} was acknowledged by cora@example.org already" in alert
+    assert "your note was not saved" in alert
+
+
+def test_the_overview_counts_per_day_by_language(admin_app):
+    from datetime import timedelta
+
+    from assistant.models import InboundMessage, utcnow
+
+    with admin_app.app_context():
+        db = get_session()
+        now = utcnow()
+        for n, (days_ago, locale, level) in enumerate([(3, "fr", "info"), (3, "fr", "call_now"), (0, "es", "info"),
+                                                       (0, "vi", "none"), (40, "fr", "info")]):
+            db.add(InboundMessage(message_sid=f"SMold{n}", phone="", level=level, topic=None, locale=locale,
+                                  reply="x", received_at=now - timedelta(days=days_ago), channel="sms"))
+        db.commit()
+        three_days_ago, today = (now - timedelta(days=3)).date().isoformat(), now.date().isoformat()
+    doc = html.fromstring(signed_in(admin_app, "reviewer").get("/admin/").data)
+    table = doc.xpath("//details[summary[contains(., 'day by day')]]//table")[0]
+    columns = [th.text_content().strip() for th in table.xpath(".//thead//th")]
+    assert columns[:2] == ["Day", "All"] and {"fr", "es", "vi"} <= set(columns)
+
+    def row(day):
+        cells = table.xpath(f".//tr[th='{day}']/td/text()")
+        return dict(zip(columns[1:], cells, strict=True))
+
+    assert row(three_days_ago)["fr"] == "2" and row(three_days_ago)["Call now"] == "1"
+    assert row(three_days_ago)["es"] == "0" and row(today)["es"] == "1" and row(today)["vi"] == "1"
+    per_language = {r.xpath("string(./td[1])"): r.xpath("string(./td[2])")
+                    for r in doc.xpath("//table[@aria-labelledby='languages-title']/tbody/tr")}
+    assert per_language["French (Français) (fr)"] == "2"  # the 40-day-old text is outside the 30 days
+    spark = doc.xpath("//table[@aria-labelledby='languages-title']//tr[td[1][contains(., '(fr)')]]//rect/title/text()")
+    assert spark == [f"{three_days_ago}: 2"]

@@ -290,7 +290,10 @@ def sign_in(db: Session, email: str, password: str, address: str) -> tuple[User 
         minutes = int(FAILURE_WINDOW.total_seconds() // 60)
         return None, f"Too many failed sign-ins. Wait {minutes} minutes, or ask an admin to check your account."
     user = db.scalar(select(User).where(User.email == email))
-    if user is None or not user.active or not check_password_hash(user.password_hash, password):
+    # The hash is always checked, against a dummy when there is no such account: the answer then takes as long
+    # for an address that has no account as for a wrong password, and does not tell which addresses have one.
+    right = check_password_hash(user.password_hash if user is not None else _dummy_hash(), password)
+    if user is None or not user.active or not right:
         for key in keys:
             throttle.fail(db, key)
         db.commit()

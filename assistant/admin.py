@@ -726,3 +726,4 @@ def init_app(app: Flask) -> None:
     csrf.init_app(app)
     app.register_error_handler(CSRFError, _csrf_failed)
     app.register_blueprint(bp)
+    app.after_request(_security_headers)

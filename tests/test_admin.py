@@ -681,6 +681,28 @@ def test_an_email_that_is_not_an_address_is_refused(admin_app, email):
         assert get_session().scalar(select(User).where(User.email == email.strip().lower())) is None
 
 
+def test_a_wrong_password_takes_as_long_for_an_unknown_account(admin_app, monkeypatch):
+    from assistant import accounts
+
+    checked = []
+    real = accounts.check_password_hash
+    monkeypatch.setattr(accounts, "check_password_hash", lambda h, p: checked.append(h) or real(h, p))
+    assert sign_in(admin_app.test_client(), "nobody@example.org", "wrong password!!").status_code == 401
+    assert sign_in(admin_app.test_client(), "ada@example.org", "wrong password!!").status_code == 401
+    # The same work either way: one check against a hash made the way real ones are.
+    assert len(checked) == 2 and all(h.startswith("pbkdf2:sha256:1000$") for h in checked)
+
+
+def test_pages_refuse_frames_and_caching(admin_app):
+    client = signed_in(admin_app, "coordinator")
+    for path in ("/admin/sign-in", "/admin/escalations", "/admin/unanswered", "/admin/users"):
+        headers = client.get(path).headers
+        assert headers["X-Frame-Options"] == "DENY", path
+        assert "frame-ancestors 'none'" in headers["Content-Security-Policy"], path
+        assert headers["Cache-Control"] == "no-store", path
+    assert "X-Frame-Options" not in text_sms(admin_app.test_client(), "MENU").headers  # Twilio's, not a page
+
+
 @pytest.mark.parametrize("target", ["/admin/%0d%0aSet-Cookie:x=1", "/admin/\r\nx", "/admin/../simulator",
                                     "/admin\\..\\x", "//evil.example/admin", "/admin/x#y"])
 def test_sign_in_with_an_odd_next_goes_to_the_overview(admin_app, target):

@@ -348,6 +348,64 @@ def _report(content: dict[str, bytes]):
     return _REPORTS[key]
 
 
+# The catalog's entries by kind (the first part of their key), as a coordinator names them.
+GROUPS = {
+    "topic": "Topics: titles, keywords and answers",
+    "text": "System replies (escalations, help, fallback, opt-out...)",
+    "rule": "Symptom phrases (triage)",
+    "command": "Command words (HELP, MENU, STOP...)",
+    "cue": "Language cues",
+    "voice": "Phone calls: what callers hear",
+}
+
+
+@dataclass(frozen=True)
+class EntryRow:
+    """One entry of the catalog in one language, as the Catalog pages show it."""
+
+    key: str
+    locale: str
+    english: str
+    text: str
+    is_list: bool
+    note: str
+    reviewed: bool
+    stale: bool
+    segments: int
+    encoding: str
+
+    @property
+    def name(self) -> str:
+        return self.key.split(":", 1)[1] if ":" in self.key else self.key
+
+
+def _entry_rows(report, keys: list[str], locales: list[str], state: str = "all") -> list[EntryRow]:
+    """Each of ``keys`` in each of ``locales``: English, the translation, its size, whether it is reviewed."""
+    from .segments import measure
+
+    source = {e.context: e for e in report.catalog.source.entries}
+    rows = []
+    for key in keys:
+        entry = source.get(key)
+        if entry is None:
+            continue
+        for locale in locales:
+            found = report.files.get(locale).by_context().get(key) if report.files.get(locale) else None
+            text = found.msgstr if found is not None and found.msgstr.strip() else ""
+            if locale == "en":
+                text = text or entry.msgid
+            stale = locale != "en" and bool(text) and found is not None and (
+                found.msgid != entry.msgid or (found.previous_msgid is not None
+                                               and found.previous_msgid != found.msgid))
+            reviewed = locale == "en" or (bool(text) and not found.fuzzy and not stale)
+            if state == "needs_work" and (reviewed or not text):
+                continue
+            size = measure(text) if text and not entry.is_list else None
+            rows.append(EntryRow(key, locale, entry.msgid, text, entry.is_list, entry.comment, reviewed, stale,
+                                 size.segments if size else 0, size.encoding if size else ""))
+    return rows
+
+
 @bp.get("/catalog")
 @requires("view")
 def catalog():
@@ -355,33 +413,58 @@ def catalog():
     report = _report(content)
     topics = [(t.id, report.catalog.text("en", f"topic:{t.id}:title")) for t in report.catalog.source.topics] \
         if report.catalog else []
-    return render_template("admin/catalog.html", rev=rev, report=report, topics=topics)
+    counts: dict[str, int] = {}
+    if report.catalog:
+        for e in report.catalog.source.entries:
+            group = e.context.split(":", 1)[0]
+            counts[group] = counts.get(group, 0) + 1
+    return render_template("admin/catalog.html", rev=rev, report=report, topics=topics, groups=GROUPS,
+                           group_counts=counts)
 
 
 @bp.get("/catalog/topic/<topic>")
 @requires("view")
 def catalog_topic(topic: str):
-    from .segments import measure
-
     rev, content = _live_content()
     report = _report(content)
     if report.catalog is None or topic not in report.catalog.topics:
         abort(404)
     cat = report.catalog
-    rows = []
-    for key in (f"topic:{topic}:title", f"topic:{topic}:summary"):
-        for locale in cat.languages:
-            entry = (report.files.get(locale).by_context().get(key) if report.files.get(locale) else None)
-            text = cat.texts.get(locale, {}).get(key)
-            string = entry.msgstr if entry is not None else (text.string if text else "")
-            if locale == "en":
-                string = cat.text("en", key)
-            size = measure(string) if string else None
-            rows.append({"key": key, "locale": locale, "text": string,
-                         "reviewed": locale == "en" or (entry is not None and bool(entry.msgstr) and not entry.fuzzy),
-                         "segments": size.segments if size else 0, "encoding": size.encoding if size else ""})
+    keys = [f"topic:{topic}:title", f"topic:{topic}:keywords", f"topic:{topic}:summary"]
+    rows = _entry_rows(report, keys, list(cat.languages))
     return render_template("admin/catalog_topic.html", rev=rev, topic=topic,
                            title=cat.text("en", f"topic:{topic}:title"), rows=rows)
+
+
+@bp.get("/catalog/entries")
+@requires("view")
+def catalog_entries():
+    """Every entry of one kind, or every entry of one language: how a reviewer goes through what needs work."""
+    rev, content = _live_content()
+    report = _report(content)
+    if report.catalog is None:
+        abort(404)
+    cat = report.catalog
+    group = request.args.get("group", "")
+    locale = request.args.get("locale", "")
+    state = request.args.get("state", "all")
+    if group not in GROUPS:
+        group = ""
+    if locale not in cat.languages:
+        locale = ""
+    if state not in ("all", "needs_work"):
+        state = "all"
+    if not group and not locale:
+        group = "text"  # every entry in every language would be 1,500 rows
+    keys = [e.context for e in cat.source.entries if not group or e.context.split(":", 1)[0] == group]
+    rows = _entry_rows(report, keys, [locale] if locale else list(cat.languages), state)
+    viewer = current_viewer()
+    return render_template("admin/catalog_entries.html", rev=rev, rows=rows, groups=GROUPS, group=group,
+                           locale=locale, state=state, languages=cat.languages,
+                           bulk=bool(locale) and locale != "en" and viewer.reviews(locale))
+
+
+MAX_REVIEW_KEYS = 200
 
 
 @bp.post("/catalog/review")
@@ -390,18 +473,24 @@ def catalog_review():
     from .publishing import Refused, review
 
     viewer = current_viewer()
-    locale, key = request.form.get("locale", ""), request.form.get("key", "")
+    locale = request.form.get("locale", "")
+    # One entry (its own button), or the entries ticked on a language's list.
+    keys = [request.form["key"]] if request.form.get("key") else request.form.getlist("keys")[:MAX_REVIEW_KEYS]
     if not viewer.reviews(locale):
         abort(403)
+    back = safe_next(request.form.get("back", "")) or url_for("admin.catalog")
+    if not keys:
+        flash("Tick the entries to mark reviewed first.", "error")
+        return redirect(back)
     db = get_session()
     try:
-        done = review(db, current_app._get_current_object(), locale, [key], by=viewer.email)
-        flash(f"{key} in {language_label(locale)} marked reviewed" + (f" (revision #{done.id})." if done else "."))
+        done = review(db, current_app._get_current_object(), locale, keys, by=viewer.email)
+        what = keys[0] if len(keys) == 1 else f"{len(keys)} entries"
+        flash(f"{what} in {language_label(locale)} marked reviewed" + (f" (revision #{done.id})." if done else "."))
     except Refused as exc:
         db.rollback()
         flash(exc.message, "error")
-    return redirect(request.form.get("back") if (request.form.get("back") or "").startswith("/admin/")
-                    else url_for("admin.catalog"))
+    return redirect(back)
 
 
 @bp.route("/upload", methods=["GET", "POST"])

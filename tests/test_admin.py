@@ -281,10 +281,13 @@ def test_the_catalog_page_shows_coverage_and_each_topic_in_every_language(admin_
     client = signed_in(admin_app, "reviewer")
     doc = html.fromstring(client.get("/admin/catalog").data)
     rows = doc.xpath("//table[1]/tbody/tr")
-    assert len(rows) == 12 and rows[1].xpath("./th/text()")[0].startswith("Spanish")
+    assert len(rows) == 12 and rows[1].xpath("string(./th)").startswith("Spanish")
     topic = html.fromstring(client.get("/admin/catalog/topic/fever").data)
     cells = topic.xpath("//tbody/tr")
-    assert len(cells) == 24  # title and answer, 12 languages
+    assert len(cells) == 36  # title, keywords and answer, 12 languages
+    keywords = [r.xpath("string(./td[@lang])") for r in cells
+                if r.xpath("string(./td[1])").startswith("fever:keywords")]
+    assert len(keywords) == 12 and "fiebre" in " ".join(keywords)
     arabic = topic.xpath("//tbody/tr/td[@lang='ar']")[0]
     assert arabic.get("dir") == "rtl"
     assert re.search(r"\d texts?, (GSM-7|UCS-2)", topic.text_content())
@@ -768,3 +771,37 @@ def test_the_overview_counts_per_day_by_language(admin_app):
     assert per_language["French (Français) (fr)"] == "2"  # the 40-day-old text is outside the 30 days
     spark = doc.xpath("//table[@aria-labelledby='languages-title']//tr[td[1][contains(., '(fr)')]]//rect/title/text()")
     assert spark == [f"{three_days_ago}: 2"]
+
+
+# -- the catalog: every entry, and the upload's report ---------------------------------------------------
+
+def test_a_reviewer_goes_through_every_entry_of_their_language_that_needs_work(admin_app):
+    client = signed_in(admin_app, "reviewer")  # reviews Spanish
+    catalog = html.fromstring(client.get("/admin/catalog").data)
+    link = catalog.xpath("//table[1]//tr[th[starts-with(., 'Spanish')]]/td[3]/a/@href")[0]
+    assert link == "/admin/catalog/entries?locale=es&state=needs_work"
+    groups = catalog.xpath("//a[contains(@href, '/admin/catalog/entries?group=')]/text()")
+    assert any(g.startswith("System replies") for g in groups) and any(g.startswith("Phone calls") for g in groups)
+    page = html.fromstring(client.get(link).data)
+    keys = page.xpath("//input[@name='keys']/@value")
+    assert len(keys) == 125 and {"text:fallback", "rule:breathing:phrases", "command:help", "voice:goodbye",
+                                 "topic:fever:keywords"} <= set(keys)
+    form = page.xpath("//form[@method='post'][.//input[@name='keys']]")[0]
+    back = form.xpath(".//input[@name='back']/@value")[0]
+    done = client.post("/admin/catalog/review", data={"locale": "es", "keys": ["text:fallback", "command:help"],
+                                                      "back": back, "csrf_token": form.xpath(
+                                                          ".//input[@name='csrf_token']/@value")[0]},
+                       follow_redirects=True)
+    assert b"2 entries in Spanish (Espa\xc3\xb1ol) marked reviewed" in done.data
+    left = html.fromstring(client.get(link).data).xpath("//input[@name='keys']/@value")
+    assert len(left) == 123 and "text:fallback" not in left
+    one = client.post("/admin/catalog/review", data={"locale": "es", "key": "voice:goodbye", "back": back,
+                                                     "csrf_token": token(client, link)}, follow_redirects=True)
+    assert b"voice:goodbye in Spanish (Espa\xc3\xb1ol) marked reviewed" in one.data
+    admin_app.extensions["catalog_watcher"].poll()
+    texts = admin_app.extensions["assistant"].store.current.texts["es"]
+    assert texts["text:fallback"].reviewed and texts["voice:goodbye"].reviewed
+    french = html.fromstring(client.get("/admin/catalog/entries?locale=fr&state=needs_work").data)
+    assert french.xpath("//input[@name='keys']") == [] and french.xpath("//button[@name='key']") == []
+    group = html.fromstring(client.get("/admin/catalog/entries?group=voice").data)
+    assert len(group.xpath("//table[contains(@class,'entries')]/tbody/tr")) == 20 * 12

@@ -502,7 +502,7 @@ def upload():
     db = get_session()
     viewer = current_viewer()
     languages = current_app.extensions["assistant"].store.current.languages
-    result, refused, locale = None, None, request.form.get("locale", "")
+    result, refused, unchanged, name, locale = None, None, "", "", request.form.get("locale", "")
     if request.method == "POST":
         file = request.files.get("file")
         note = request.form.get("note", "")[:500]
@@ -517,29 +517,147 @@ def upload():
             if name.lower().endswith(".po"):
                 if locale not in languages:
                     raise Refused("pick the language of this .po file")
-                result = import_po(db, app, data, locale, by=viewer.email, note=note)
+                if _same_entries_as_live(data, locale):
+                    unchanged = (f"{name}: no changes. Every entry is the same as in the live {language_label(locale)} "
+                                 "catalog; nothing was stored.")
+                else:
+                    result = import_po(db, app, data, locale, by=viewer.email, note=note)
             elif name.lower().endswith((".xlsx", ".csv")):
                 result = import_sheet(db, app, data, name, locale or None, by=viewer.email, note=note)
                 if result is None:
-                    flash(f"{name}: nothing changed.")
+                    unchanged = f"{name}: no changes. Every row is the same as the live catalog; nothing was stored."
+                else:
+                    locale = result.locale or locale
             else:
                 raise Refused(f"{name}: give a .po, .xlsx or .csv file")
         except Refused as exc:
             db.rollback()
             refused = exc
+    sheet = name.lower().endswith((".xlsx", ".csv"))
+    warnings, elsewhere = _draft_warnings(result, locale, sheet) if result is not None else ([], 0)
     rows = history(db, 30)
     live = next((r.id for r in rows if not r.draft), None)
     return render_template("admin/upload.html", languages=languages, locale=locale, result=result, refused=refused,
+                           unchanged=unchanged, warnings=warnings, elsewhere=elsewhere,
                            note=request.form.get("note", "") if refused else "",
                            history=rows, live=live, changes_of=_changes_of), 422 if refused else 200
 
 
-def _changes_of(revision) -> str:
+def _same_entries_as_live(data: bytes, locale: str) -> bool:
+    """True when the uploaded .po has exactly the entries of the live one (English, translation, "Needs work"):
+    storing it would make a draft that changes nothing. A file that does not read is left to the check."""
+    from .catalogcheck import po_path
+    from .pofile import parse_po
+
+    live = _live_content()[1].get(po_path(locale))
+    if live is None:
+        return False
+    new, old = parse_po(data), parse_po(live)
+    if new.errors or old.errors:
+        return False
+
+    def entries(f):
+        return {k: (e.msgid, e.msgstr, e.fuzzy) for k, e in f.by_context().items()}
+
+    return entries(new) == entries(old)
+
+
+@dataclass(frozen=True)
+class CheckWarning:
+    text: str
+    new: bool  # not a warning of the live content: this upload brought it
+    entries: tuple[str, ...] = ()  # a warning about many entries ("N entries unreviewed"): each, with its line
+
+
+def _entry_of(where: str) -> str:
+    """The entry a problem's place names: "locales/es/LC_MESSAGES/messages.po:12 (text:help)" -> "text:help"."""
+    found = re.search(r"\(([^()]*)\)\s*$", where)
+    return found.group(1) if found else ""
+
+
+def _same_warning(p) -> tuple[str, str, str]:
+    """What makes two warnings the same one, whatever their line: language, entry and message (for a warning
+    about no one entry, such as "124 entries unreviewed", the message without its numbers)."""
+    entry = _entry_of(p.where)
+    return p.locale, entry, p.message if entry else re.sub(r"\d+", "#", p.message)
+
+
+def _draft_warnings(result, locale: str, sheet: bool) -> tuple[list[CheckWarning], int]:
+    """The check's warnings about the uploaded language, each with its file, line and entry, those this upload
+    brought first (a spreadsheet's are among the import's lines already, with their rows); and how many
+    concern other languages."""
+    from .catalogcheck import po_path
+
+    report = result.report
+    mine: list[CheckWarning] = []
+    if not sheet:
+        live = _report(_live_content()[1])
+        before = {_same_warning(p) for p in live.warnings}
+        parsed = report.files.get(locale)
+        unreviewed = tuple(f"{po_path(locale)}:{e.lineno} ({e.context})" for e in parsed.entries
+                           if e.msgid and e.fuzzy and e.msgstr.strip()) if parsed is not None else ()
+        for p in report.warnings:
+            if p.locale == locale:
+                many = unreviewed if "entries unreviewed" in p.message else ()
+                mine.append(CheckWarning(str(p), _same_warning(p) not in before, many))
+        mine.sort(key=lambda w: not w.new)
+    return mine, sum(1 for p in report.warnings if p.locale != locale)
+
+
+_ENGLISH_CHANGES: dict[tuple, dict[str, list[str]]] = {}  # a revision's English catalog's changed entries
+
+
+def _changed(revision) -> dict[str, dict[str, list[str]]]:
+    """What ``revision`` changed, per language (as stored), plus the English catalog's entries (keywords added
+    on the Unanswered page), which the stored changes leave out."""
     import json
 
+    changed = json.loads(revision.changes or "{}")
+    if revision.parent_id and "en" not in changed:
+        # Revisions never change; by content and time, not number (tests run several databases).
+        key = (revision.id, revision.digest, revision.parent_id, revision.created_at)
+        if key not in _ENGLISH_CHANGES:
+            if len(_ENGLISH_CHANGES) > 500:
+                _ENGLISH_CHANGES.clear()
+            _ENGLISH_CHANGES[key] = _english_changes(revision)
+        if _ENGLISH_CHANGES[key]:
+            changed = {"en": _ENGLISH_CHANGES[key], **changed}
+    return changed
+
+
+def _english_changes(revision) -> dict[str, list[str]]:
+    import io
+    import zipfile
+
+    from .catalogcheck import po_path
+    from .pofile import parse_po
+    from .revisions import get
+
+    parent = get(get_session(), revision.parent_id)
+    if parent is None:
+        return {}
+
+    def english(row) -> bytes:
+        try:
+            with zipfile.ZipFile(io.BytesIO(row.content)) as zf:
+                return zf.read(po_path("en"))
+        except (KeyError, zipfile.BadZipFile):
+            return b""
+
+    old, new = english(parent), english(revision)
+    if old == new:
+        return {}
+    a = {k: e.msgstr for k, e in parse_po(old).by_context().items()} if old else {}
+    b = {k: e.msgstr for k, e in parse_po(new).by_context().items()} if new else {}
+    diff = {"added": sorted(k for k in b if k not in a), "changed": sorted(k for k in b if k in a and a[k] != b[k]),
+            "removed": sorted(k for k in a if k not in b)}
+    return {k: v for k, v in diff.items() if v}
+
+
+def _changes_of(revision) -> str:
     from .revisions import summary
 
-    return summary(json.loads(revision.changes or "{}"))
+    return summary(_changed(revision))
 
 
 @bp.post("/revisions/<int:number>/publish")
@@ -577,14 +695,12 @@ def _revision_action(number: int, action: str):
 @bp.get("/revisions/<int:number>")
 @requires("view")
 def revision(number: int):
-    import json
-
     from .revisions import get
 
     row = get(get_session(), number)
     if row is None:
         abort(404)
-    return render_template("admin/revision.html", r=row, changed=json.loads(row.changes or "{}"))
+    return render_template("admin/revision.html", r=row, changed=_changed(row))
 
 
 # -- preview ----------------------------------------------------------------------------------------------

@@ -805,3 +805,45 @@ def test_a_reviewer_goes_through_every_entry_of_their_language_that_needs_work(a
     assert french.xpath("//input[@name='keys']") == [] and french.xpath("//button[@name='key']") == []
     group = html.fromstring(client.get("/admin/catalog/entries?group=voice").data)
     assert len(group.xpath("//table[contains(@class,'entries')]/tbody/tr")) == 20 * 12
+
+
+def _es_po_with(key: str, text: str) -> bytes:
+    from assistant.pofile import parse_po
+    from assistant.spreadsheets import edit_po
+
+    data = ES_PO.read_bytes()
+    entry = parse_po(data).by_context()[key]
+    return edit_po(data.decode("utf-8"), [(entry, key, text, False)], {}).encode("utf-8")
+
+
+def test_an_upload_lists_its_warnings_each_with_its_entry(admin_app):
+    client = signed_in(admin_app, "coordinator")
+    changed = _es_po_with("topic:vaccine:summary", "")  # not translated: English is sent, a warning
+    line = next(i for i, t in enumerate(changed.decode().splitlines(), 1) if t == 'msgctxt "topic:vaccine:summary"')
+    response = _upload(client, changed, "messages.po")
+    assert response.status_code == 200
+    doc = html.fromstring(response.data)
+    status = doc.xpath("string(//section[@aria-labelledby='draft-title']//p[@role='status'])")
+    assert "2 warning(s) about Spanish (Español), 1 of them new with this file" in " ".join(status.split())
+    warnings = [" ".join(li.text_content().split()) for li in doc.xpath("//ul[contains(@class,'warnings')]/li")]
+    assert warnings[0] == (f"new: warning: [es] locales/es/LC_MESSAGES/messages.po:{line} (topic:vaccine:summary): "
+                           "not translated; English is sent")
+    unreviewed = doc.xpath("//ul[contains(@class,'warnings')]/li[2]//details//li/text()")
+    assert len(unreviewed) == 124 and any(u.endswith("(text:fallback)") for u in unreviewed)
+
+
+def test_an_unchanged_upload_says_so_and_stores_nothing(admin_app):
+    from sqlalchemy import func
+
+    from assistant.models import CatalogRevision
+
+    client = signed_in(admin_app, "coordinator")
+    before = _audit_count(admin_app)
+    response = _upload(client, ES_PO.read_bytes(), "messages.po")
+    assert response.status_code == 200
+    status = html.fromstring(response.data).xpath("string(//section[@aria-labelledby='unchanged-title']//p)")
+    assert status == ("messages.po: no changes. Every entry is the same as in the live Spanish (Español) catalog; "
+                      "nothing was stored.")
+    with admin_app.app_context():
+        assert get_session().scalar(select(func.count()).select_from(CatalogRevision)) == 0
+    assert _audit_count(admin_app) == before

@@ -26,7 +26,7 @@ from .conversation import State
 from .db import get_session
 from .direction import html_lang, text_direction
 from .language import language_label
-from .models import Acknowledgement, Alert, AuditEntry, Escalation, InboundMessage, User, utcnow
+from .models import Acknowledgement, Alert, AuditEntry, Escalation, InboundMessage, UnansweredText, User, utcnow
 
 log = logging.getLogger(__name__)
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -292,6 +292,9 @@ def _state_arg() -> str:
 
 # -- unanswered texts -------------------------------------------------------------------------------------
 
+MAX_KEYWORD_WORDS = 5  # the catalogs' longest keyword ("is this a real person"); a whole sentence is a text
+
+
 @bp.get("/unanswered")
 @requires("publish")
 def unanswered():
@@ -301,7 +304,34 @@ def unanswered():
     catalog = current_app.extensions["assistant"].store.current
     topics = [(t.id, catalog.text("en", f"topic:{t.id}:title")) for t in catalog.source.topics]
     return render_template("admin/unanswered.html", groups=groups(get_session(), retention_days(current_app.config)),
-                           topics=topics, days=retention_days(current_app.config))
+                           topics=topics, days=retention_days(current_app.config),
+                           max_words=MAX_KEYWORD_WORDS)
+
+
+def keyword_problem(db, locale: str, keyword: str) -> str:
+    """Why ``keyword`` cannot be added from the page ("" when it can). A keyword goes into the catalog, the
+    revision's note and the audit log for good: a word or short phrase the coordinator chose, never a
+    caregiver's text (their words are kept only for the retention period) nor a number."""
+    from .retention import retention_days
+    from .unanswered import key_of
+
+    words = keyword.split()
+    if len(words) > 1:
+        since = utcnow() - timedelta(days=retention_days(current_app.config))
+        texts = db.scalars(select(UnansweredText.text).where(UnansweredText.locale == locale,
+                                                             UnansweredText.received_at >= since)
+                           .limit(5000)).all()
+        wanted = key_of(keyword)
+        if wanted and any(key_of(t) == wanted for t in texts):
+            return ("that is a caregiver's whole text: type only the word or short phrase that should lead to this "
+                    "topic (a caregiver's words never go into the catalog or the audit log)")
+    if len(words) > MAX_KEYWORD_WORDS:
+        return (f"a keyword is a word or a short phrase (at most {MAX_KEYWORD_WORDS} words), like a drug's name: "
+                "type only the words that should lead to this topic")
+    if sum(ch.isdigit() for ch in keyword) > 2:
+        return ("a keyword cannot hold a number (a phone number, a date, a record number...): numbers never go "
+                "into the catalog")
+    return ""
 
 
 @bp.post("/unanswered/keyword")
@@ -312,9 +342,21 @@ def add_keyword():
 
     db = get_session()
     viewer = current_viewer()
-    locale, topic, keyword = (request.form.get(k, "") for k in ("locale", "topic", "keyword"))
+    locale, topic = request.form.get("locale", ""), request.form.get("topic", "")
+    keyword = " ".join(request.form.get("keyword", "").split())[:200]
+    languages = current_app.extensions["assistant"].store.current.languages
     try:
-        done = add(db, current_app._get_current_object(), locale, topic, keyword, by=viewer.email)
+        if locale not in languages:
+            raise Refused("pick the language of the keyword")
+        if not topic:
+            raise Refused("pick the topic the keyword should lead to")
+        problem = keyword_problem(db, locale, keyword)
+        if problem:
+            raise Refused(problem)
+        if locale == "en":
+            done = _add_english_keyword(db, topic, keyword, by=viewer.email)
+        else:
+            done = add(db, current_app._get_current_object(), locale, topic, keyword, by=viewer.email)
         flash(f"Draft revision #{done.id}: {keyword!r} added to {topic} in {language_label(locale)}. Preview it, "
               "then publish it below.")
         return redirect(url_for("admin.upload"))
@@ -322,6 +364,46 @@ def add_keyword():
         db.rollback()
         flash(exc.message, "error")
         return redirect(url_for("admin.unanswered"))
+
+
+def _add_english_keyword(db, topic: str, keyword: str, *, by: str):
+    """``keyword`` added to ``topic`` in English, as a draft: into the English catalog
+    (locales/en/LC_MESSAGES/messages.po), whose keyword lists are served on top of messages/topics.toml's.
+    The translations' entries keep their English (msgid), so none of them becomes stale or unreviewed, as an
+    edit of topics.toml would make them. Stored by :func:`publishing.import_po`, like an upload of that file,
+    so it is checked, stored and audited the same way."""
+    from .catalogcheck import po_path, source_of
+    from .pofile import parse_po
+    from .publishing import Refused, import_po
+    from .source import SourceError, split_list
+    from .spreadsheets import edit_po
+
+    keyword = " ".join(keyword.split())[:80]
+    if not keyword or "," in keyword:
+        raise Refused("give one keyword or phrase, without commas")
+    _rev, content = _live_content()
+    try:
+        source = source_of(content)
+    except SourceError as exc:
+        raise Refused(str(exc)) from exc
+    key = f"topic:{topic}:keywords"
+    entries = {e.context: e for e in source.entries}
+    if key not in entries:
+        raise Refused(f"there is no topic {topic!r}")
+    data = content.get(po_path("en"))
+    parsed = parse_po(data) if data is not None else None
+    if parsed is None or parsed.errors:
+        raise Refused(f"{po_path('en')} is missing or does not read; run `assistant catalog check`")
+    old_entry = parsed.by_context().get(key)
+    old = old_entry.msgstr if old_entry is not None and old_entry.msgstr.strip() else entries[key].msgid
+    if keyword.casefold() in {w.casefold() for w in split_list(old) + split_list(entries[key].msgid)}:
+        raise Refused(f"{keyword!r} is already a keyword of this topic in en")
+    new = edit_po(data.decode("utf-8"), [(old_entry, key, f"{old}, {keyword}", True)], entries).encode("utf-8")
+    done = import_po(db, current_app._get_current_object(), new, "en", by=by,
+                     note=f"keyword {keyword!r} for {topic} in en")
+    accounts.audit(db, by, "catalog.keyword", f"en {topic}", f"draft revision #{done.id}: {keyword!r}")
+    db.commit()
+    return done
 
 
 # -- catalog: coverage, review, upload, publish, history ---------------------------------------------------

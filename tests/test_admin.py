@@ -377,7 +377,9 @@ def test_a_keyword_from_an_unanswered_text_becomes_a_draft_then_an_answer(admin_
     admin_app.extensions["recorder"].flush()
     page = html.fromstring(client.get("/admin/unanswered").data)
     form = page.xpath("//form[contains(@action,'/admin/unanswered/keyword')]")[0]
-    assert form.xpath(".//input[@name='keyword']/@value")[0] == "le van a poner pembro mañana"
+    # Never the caregiver's whole text in the field: the words are offered, the coordinator picks or types one.
+    assert form.xpath(".//input[@name='keyword']/@value") == []
+    assert "pembro" in form.xpath(".//datalist/option/@value")
     response = client.post("/admin/unanswered/keyword", data={"locale": "es", "topic": "mab",
                                                               "keyword": "pembro",
                                                               "csrf_token": token(client, "/admin/unanswered")},
@@ -847,3 +849,58 @@ def test_an_unchanged_upload_says_so_and_stores_nothing(admin_app):
     with admin_app.app_context():
         assert get_session().scalar(select(func.count()).select_from(CatalogRevision)) == 0
     assert _audit_count(admin_app) == before
+
+
+# -- unanswered texts: keywords, never a caregiver's words -----------------------------------------------------
+
+def test_an_english_unanswered_text_becomes_a_keyword(admin_app):
+    client = signed_in(admin_app, "coordinator")
+    text_sms(client, "can i get the hospital wifi password", sender="+16175550212")
+    admin_app.extensions["recorder"].flush()
+    page = html.fromstring(client.get("/admin/unanswered").data)
+    row = page.xpath("//section[h2[starts-with(., 'English')]]//tbody/tr")[0]
+    assert row.xpath(".//form[contains(@action,'/admin/unanswered/keyword')]//input[@name='locale']/@value") == ["en"]
+    response = client.post("/admin/unanswered/keyword", data={"locale": "en", "topic": "resources",
+                                                              "keyword": "wifi password",
+                                                              "csrf_token": token(client, "/admin/unanswered")},
+                           follow_redirects=True)
+    status = html.fromstring(response.data).xpath("string(//p[@role='status'])")
+    assert status.startswith("Draft revision #") and "'wifi password' added to resources in English" in status
+    draft = int(re.search(r"Draft revision #(\d+)", response.data.decode()).group(1))
+    history = html.fromstring(response.data).xpath(f"//tr[td/a[text()='#{draft}']]")[0].text_content()
+    assert "en: 1 changed" in history  # the English catalog's entry, not "no entry changed"
+    client.post(f"/admin/revisions/{draft}/publish", data={"csrf_token": token(client, "/admin/upload")})
+    admin_app.extensions["catalog_watcher"].poll()
+    reply = admin_app.extensions["assistant"].reply("can i get the hospital wifi password")
+    assert (reply.topic, reply.locale) == ("resources", "en")
+    catalog = admin_app.extensions["assistant"].store.current
+    assert "wifi password" in catalog.lists["en"]["topic:resources:keywords"]
+    assert all("wifi" not in " ".join(catalog.lists[loc].get("topic:resources:keywords", ()))
+               for loc in ("es", "fr"))
+    with admin_app.app_context():
+        keyword = get_session().scalar(select(AuditEntry).where(AuditEntry.action == "catalog.keyword"))
+        assert (keyword.actor, keyword.target) == ("cora@example.org", "en resources")
+    again = client.post("/admin/unanswered/keyword", data={"locale": "en", "topic": "resources",
+                                                           "keyword": "Wifi Password",
+                                                           "csrf_token": token(client, "/admin/unanswered")},
+                        follow_redirects=True)
+    assert b"already a keyword of this topic in en" in again.data
+
+
+@pytest.mark.parametrize("keyword, expected", [
+    ("le van a poner pembro mañana", "that is a caregiver's whole text"),
+    ("  Le van a poner PEMBRO mañana?! ", "that is a caregiver's whole text"),
+    ("pembro 617 555 0211", "a keyword cannot hold a number"),
+    ("le van a poner pembro el martes", "at most 5 words"),
+])
+def test_a_caregivers_text_or_number_never_becomes_a_keyword(admin_app, keyword, expected):
+    client = signed_in(admin_app, "coordinator")
+    text_sms(client, "le van a poner pembro mañana", sender="+16175550211")
+    admin_app.extensions["recorder"].flush()
+    before = _audit_count(admin_app)
+    response = client.post("/admin/unanswered/keyword", data={"locale": "es", "topic": "mab", "keyword": keyword,
+                                                              "csrf_token": token(client, "/admin/unanswered")},
+                           follow_redirects=True)
+    assert expected in html.fromstring(response.data).xpath("string(//p[@role='alert'])")
+    assert _audit_count(admin_app) == before  # nothing stored, nothing in the audit log
+    assert "pembro" not in admin_app.extensions["assistant"].store.current.lists["es"]["topic:mab:keywords"]

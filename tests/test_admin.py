@@ -904,3 +904,52 @@ def test_a_caregivers_text_or_number_never_becomes_a_keyword(admin_app, keyword,
     assert expected in html.fromstring(response.data).xpath("string(//p[@role='alert'])")
     assert _audit_count(admin_app) == before  # nothing stored, nothing in the audit log
     assert "pembro" not in admin_app.extensions["assistant"].store.current.lists["es"]["topic:mab:keywords"]
+
+
+# -- refusals of every form: no session, the wrong role, no CSRF token ----------------------------------------
+
+FORMS = [  # (path, form, a role that may not)
+    ("/admin/revisions/1/publish", {"note": "x"}, "reviewer"),
+    ("/admin/revisions/1/restore", {}, "reviewer"),
+    ("/admin/unanswered/keyword", {"locale": "es", "topic": "mab", "keyword": "pembro"}, "reviewer"),
+    ("/admin/escalations/1/acknowledge", {"note": "x"}, "reviewer"),
+    ("/admin/users", {"email": "x@example.org", "role": "admin", "password": "twelve chars!"}, "coordinator"),
+    ("/admin/users", {"action": "deactivate", "id": "1"}, "coordinator"),
+    ("/admin/users/1", {"action": "deactivate"}, "coordinator"),
+    ("/admin/catalog/review", {"locale": "fr", "key": "text:help"}, "reviewer"),  # not their language
+    ("/admin/upload", {"locale": "es", "note": "x"}, "reviewer"),
+    ("/admin/account", {"current_password": PASSWORD, "new_password": "x" * 12, "repeat_password": "x" * 12}, None),
+]
+
+
+@pytest.fixture
+def with_an_escalation(admin_app):
+    text_sms(admin_app.test_client(), "my son has a fever", sender="+16175550233")
+    return admin_app
+
+
+@pytest.mark.parametrize("path, form, role", FORMS)
+def test_forms_are_refused_without_a_session_to_the_wrong_role_and_without_a_token(with_an_escalation, path, form,
+                                                                                   role):
+    app = with_an_escalation
+    before = _audit_count(app)
+    anonymous = app.test_client()
+    response = anonymous.post(path, data={**form, "csrf_token": token(anonymous)})
+    assert response.status_code == 302 and response.headers["Location"].startswith("/admin/sign-in?next=")
+    if role:
+        wrong = signed_in(app, role)
+        response = wrong.post(path, data={**form, "csrf_token": token(wrong, "/admin/")})
+        assert response.status_code == 403 and b"Not allowed" in response.data
+    admin = signed_in(app, "admin")
+    response = admin.post(path, data=form)
+    assert response.status_code == 400 and b"The form expired" in response.data
+    assert _audit_count(app) == before
+    with app.app_context():
+        assert get_session().get(Acknowledgement, 1) is None
+        assert all(u.active for u in get_session().scalars(select(User)))
+
+
+def test_a_revision_page_needs_a_session(admin_app):
+    response = admin_app.test_client().get("/admin/revisions/1")
+    assert response.status_code == 302 and response.headers["Location"] == "/admin/sign-in?next=/admin/revisions/1"
+    assert signed_in(admin_app, "reviewer").get("/admin/revisions/999").status_code == 404

@@ -10,7 +10,7 @@ from typing import Any
 from flask import Flask
 
 from .catalog import CatalogStore, load_catalog
-from .config import ENVIRONMENTS, MAX_REQUEST_BYTES, Settings, production_problems
+from .config import ENVIRONMENTS, MAX_REQUEST_BYTES, Settings, production_problems, proxy_hops
 from .conversation import Assistant
 
 log = logging.getLogger(__name__)
@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 ENV_SETTINGS = ("TWILIO_AUTH_TOKEN", "TWILIO_ACCOUNT_SID", "TWILIO_FROM_NUMBER", "TWILIO_MESSAGING_SERVICE_SID",
                 "TWILIO_API_BASE_URL", "PUBLIC_BASE_URL", "DATABASE_URL", "ALERT_NUMBERS", "ALERT_BACKUP_NUMBERS",
                 "ASSISTANT_ENV", "LOG_LEVEL", "SPOOL_PATH", "SECRET_KEY", "REDIS_URL", "MESSAGE_RETENTION_DAYS",
-                "VOICE_RECORDINGS_DIR")
+                "VOICE_RECORDINGS_DIR", "PROXY_HOPS")
 
 
 class ConfigurationError(RuntimeError):
@@ -47,6 +47,16 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
                                  f"not {app.config['ASSISTANT_ENV']!r}")
     production = app.config["ASSISTANT_ENV"] == "production"
     app.config.setdefault("SIMULATOR", not production)
+    try:
+        app.config["PROXY_HOPS"] = hops = proxy_hops(app.config.get("PROXY_HOPS"))
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
+    if hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        # Only the client's address, from the hops-th X-Forwarded-For entry from the right (the one the nearest
+        # trusted proxy wrote); what a client puts in the header itself stays to the left and is not read.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=0, x_host=0, x_port=0, x_prefix=0)
 
     from . import logs
 

@@ -53,6 +53,19 @@ class Settings:
         )
 
 
+def proxy_hops(value: Any) -> int:
+    """PROXY_HOPS: how many proxies (a platform's router, a load balancer, nginx) stand in front of the app and
+    append the client's address to X-Forwarded-For. 0 (the default): the address the connection comes from is
+    the client's, and the header, which anyone can send, is ignored. ValueError names what is wrong."""
+    text = str(value if value is not None else "").strip()
+    if not text:
+        return 0
+    if not text.isdigit() or int(text) > 10:
+        raise ValueError(f"PROXY_HOPS must be a whole number from 0 to 10 (the proxies in front of the app), "
+                         f"not {text!r}")
+    return int(text)
+
+
 def _phone_problem(value: str) -> str | None:
     """Why ``value`` is not a dialable phone number, checked with libphonenumber (US when no +country)."""
     import phonenumbers

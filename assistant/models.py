@@ -108,6 +108,8 @@ class User(Base):
     locales: Mapped[str] = mapped_column(String(255), default="")  # a reviewer's languages, comma-separated
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     session_version: Mapped[int] = mapped_column(Integer, default=1)  # raised on sign-out: old cookies stop working
+    # An admin set the password (they know it): the user chooses their own before anything else.
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     last_sign_in_at: Mapped[datetime | None] = mapped_column(DateTime)
 

@@ -5,6 +5,9 @@ the caregiver's number in an alert's text, a coordinator's note on an escalation
 record's level, language, topic and time (so the counts stay right), and a number's opt-out, which must
 be honoured for as long as the number exists. A number's language and menus go once it has been quiet
 that long.
+
+An unanswered text's number is of no use to anyone (the Unanswered page shows only the words, grouped), so
+every run clears it, whatever the text's age: it is kept an hour at most, not the retention period.
 """
 
 from __future__ import annotations
@@ -57,6 +60,8 @@ def purge(engine: Engine, days: int, now: datetime | None = None) -> dict[str, i
             delete(Sender).where(and_(Sender.updated_at < cutoff, Sender.opted_out.is_(False)))).rowcount
         done["unanswered"] = conn.execute(
             delete(UnansweredText).where(UnansweredText.received_at < cutoff)).rowcount
+        done["unanswered_numbers"] = conn.execute(
+            update(UnansweredText).where(UnansweredText.phone != "").values(phone="")).rowcount
     if any(done.values()):
         log.info("retention: older than %d days deleted", days, extra={"event": "retention.purge", **done})
     return done

@@ -3,6 +3,7 @@ similar wording ("wat is a port", "what's a port?" and "what is port" are one gr
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -38,9 +39,26 @@ class Group:
     def variants(self) -> list[str]:
         return [t for t, _ in Counter(self.texts).most_common() if t != self.example][:5]
 
+    @property
+    def words(self) -> list[str]:
+        """The words of the shown wordings, offered as keywords: a keyword is a word or two a coordinator picks,
+        never a caregiver's whole text."""
+        seen: dict[str, str] = {}
+        for text in [self.example, *self.variants]:
+            for word in WORD.findall(text):
+                if sum(ch.isdigit() for ch in word) <= 2:  # never a number: a phone, a date, a record
+                    seen.setdefault(word.casefold(), word)
+        return list(seen.values())[:30]
 
-def _key(text: str) -> str:
+
+WORD = re.compile(r"\w[\w'’-]*\w|\w")
+
+
+def key_of(text: str) -> str:
+    """``text`` as the grouping compares it: folded words, no punctuation."""
     return " ".join(t for t in tokens(text) if t != BREAK)
+
+
 
 
 def groups(db: Session, days: int, limit: int = 2000) -> dict[str, list[Group]]:
@@ -52,7 +70,7 @@ def groups(db: Session, days: int, limit: int = 2000) -> dict[str, list[Group]]:
                       .order_by(UnansweredText.received_at.desc()).limit(limit)).all()
     out: dict[str, list[Group]] = {}
     for locale, text, kind, at in rows:
-        key = _key(text)
+        key = key_of(text)
         if not key:
             continue
         bucket = out.setdefault(locale, [])

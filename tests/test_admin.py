@@ -195,7 +195,7 @@ def test_an_admin_creates_and_deactivates_accounts(admin_app):
                                       "password": "twelve chars!", "csrf_token": csrf})
     bad = client.post("/admin/users", data={"email": "x@example.org", "role": "reviewer", "locales": "",
                                             "password": "twelve chars!", "csrf_token": csrf}, follow_redirects=True)
-    assert b"a reviewer needs --locales" in bad.data
+    assert b"a reviewer needs the languages they review" in bad.data
     new = signed_in_as(admin_app, "new@example.org", "twelve chars!")
     assert new.get("/admin/preview").status_code == 200
     with admin_app.app_context():
@@ -281,10 +281,13 @@ def test_the_catalog_page_shows_coverage_and_each_topic_in_every_language(admin_
     client = signed_in(admin_app, "reviewer")
     doc = html.fromstring(client.get("/admin/catalog").data)
     rows = doc.xpath("//table[1]/tbody/tr")
-    assert len(rows) == 12 and rows[1].xpath("./th/text()")[0].startswith("Spanish")
+    assert len(rows) == 12 and rows[1].xpath("string(./th)").startswith("Spanish")
     topic = html.fromstring(client.get("/admin/catalog/topic/fever").data)
     cells = topic.xpath("//tbody/tr")
-    assert len(cells) == 24  # title and answer, 12 languages
+    assert len(cells) == 36  # title, keywords and answer, 12 languages
+    keywords = [r.xpath("string(./td[@lang])") for r in cells
+                if r.xpath("string(./td[1])").startswith("fever:keywords")]
+    assert len(keywords) == 12 and "fiebre" in " ".join(keywords)
     arabic = topic.xpath("//tbody/tr/td[@lang='ar']")[0]
     assert arabic.get("dir") == "rtl"
     assert re.search(r"\d texts?, (GSM-7|UCS-2)", topic.text_content())
@@ -374,7 +377,9 @@ def test_a_keyword_from_an_unanswered_text_becomes_a_draft_then_an_answer(admin_
     admin_app.extensions["recorder"].flush()
     page = html.fromstring(client.get("/admin/unanswered").data)
     form = page.xpath("//form[contains(@action,'/admin/unanswered/keyword')]")[0]
-    assert form.xpath(".//input[@name='keyword']/@value")[0] == "le van a poner pembro mañana"
+    # Never the caregiver's whole text in the field: the words are offered, the coordinator picks or types one.
+    assert form.xpath(".//input[@name='keyword']/@value") == []
+    assert "pembro" in form.xpath(".//datalist/option/@value")
     response = client.post("/admin/unanswered/keyword", data={"locale": "es", "topic": "mab",
                                                               "keyword": "pembro",
                                                               "csrf_token": token(client, "/admin/unanswered")},
@@ -446,3 +451,505 @@ def test_sign_in_limits_hold_when_redis_is_down(admin_app):
     for _ in range(MAX_FAILURES_ACCOUNT):
         assert sign_in(client, "cora@example.org", "not the password").status_code == 401
     assert sign_in(client, "cora@example.org").status_code == 429  # counted in the database instead
+
+
+# -- audit 12: what a coordinator sees when things go wrong, or an admin looks after the accounts -----------
+
+def _audit_count(app) -> int:
+    from sqlalchemy import func
+
+    with app.app_context():
+        return get_session().scalar(select(func.count()).select_from(AuditEntry))
+
+
+def _proxied_app(admin_app, tmp_path, hops):
+    """A second app on admin_app's database (its accounts), with PROXY_HOPS set."""
+    return create_app({"TESTING": True, "DATABASE_URL": admin_app.config["DATABASE_URL"],
+                       "SPOOL_PATH": str(tmp_path / "spool-proxy.db"), "SECRET_KEY": "t" * 40,
+                       "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000", "WTF_CSRF_ENABLED": True, "PROXY_HOPS": hops})
+
+
+def _close(app) -> None:
+    app.extensions["catalog_watcher"].stop()
+    app.extensions["recorder"].close()
+    app.extensions["engine"].dispose()
+    app.extensions["read_engine"].dispose()
+
+
+def test_behind_a_proxy_each_coordinator_has_their_own_address_limit(admin_app, tmp_path):
+    app = _proxied_app(admin_app, tmp_path, "1")
+    try:
+        proxy = {"REMOTE_ADDR": "10.0.0.2"}  # the router: every request comes from it
+        attacker = app.test_client()
+        for i in range(20):
+            sign_in(attacker, f"nobody{i}@example.org", "x" * 12, environ_base=proxy,
+                    headers={"X-Forwarded-For": "203.0.113.5"})
+        assert sign_in(attacker, "ada@example.org", environ_base=proxy,
+                       headers={"X-Forwarded-For": "203.0.113.5"}).status_code == 429
+        # Another coordinator behind the same router signs in; the attacker cannot pose as them by writing the
+        # header himself (the router appends the address it saw: the last one is read).
+        assert sign_in(app.test_client(), "cora@example.org", environ_base=proxy,
+                       headers={"X-Forwarded-For": "198.51.100.7"}).status_code == 302
+        assert sign_in(app.test_client(), "cora@example.org", environ_base=proxy,
+                       headers={"X-Forwarded-For": "198.51.100.7, 203.0.113.5"}).status_code == 429
+    finally:
+        _close(app)
+
+
+def test_without_proxy_hops_the_header_is_not_trusted_and_the_log_says_to_set_it(admin_app, caplog):
+    proxy = {"REMOTE_ADDR": "10.0.0.2"}
+    client = admin_app.test_client()
+    from assistant import admin
+
+    admin._WARNED_PROXY.clear()
+    for i in range(20):
+        sign_in(client, f"nobody{i}@example.org", "x" * 12, environ_base=proxy,
+                headers={"X-Forwarded-For": f"203.0.113.{i}"})
+    assert sign_in(admin_app.test_client(), "ada@example.org", environ_base=proxy,
+                   headers={"X-Forwarded-For": "198.51.100.7"}).status_code == 429
+    assert sum("PROXY_HOPS is 0" in r.getMessage() for r in caplog.records) == 1
+
+
+@pytest.mark.parametrize("value", ["two", "-1", "1.5", "99"])
+def test_a_wrong_proxy_setting_refuses_to_start(value):
+    from assistant import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="PROXY_HOPS must be a whole number"):
+        create_app({"TESTING": True, "PROXY_HOPS": value})
+
+
+def _user_id(app, email) -> int:
+    with app.app_context():
+        return get_session().scalar(select(User.id).where(User.email == email))
+
+
+def _act(client, user_id, action, **form):
+    return client.post(f"/admin/users/{user_id}", data={"action": action, **form,
+                                                        "csrf_token": token(client, f"/admin/users/{user_id}")},
+                       follow_redirects=True)
+
+
+def test_an_admin_changes_role_and_languages_and_the_users_sessions_end(admin_app):
+    admin = signed_in(admin_app, "admin")
+    rev = signed_in(admin_app, "reviewer")
+    rev_id = _user_id(admin_app, "rev@example.org")
+    assert rev.get("/admin/escalations").status_code == 403
+    page = html.fromstring(admin.get("/admin/users").data)
+    link = page.xpath("//a[text()='rev@example.org']/@href")[0]
+    assert link == f"/admin/users/{rev_id}"
+    done = _act(admin, rev_id, "role", role="reviewer", locales=["es", "fr"])
+    assert b"rev@example.org is now reviewer (es,fr); their sessions ended." in done.data
+    assert rev.get("/admin/").status_code == 302  # signed out at once
+    rev = signed_in(admin_app, "reviewer")
+    offered = html.fromstring(rev.get("/admin/catalog/topic/fever").data).xpath(
+        "//form[contains(@action,'/admin/catalog/review')]//input[@name='locale']/@value")
+    assert set(offered) == {"es", "fr"}
+    done = _act(admin, rev_id, "role", role="coordinator")
+    assert b"rev@example.org is now coordinator; their sessions ended." in done.data
+    rev = signed_in(admin_app, "reviewer")
+    assert rev.get("/admin/escalations").status_code == 200
+    bad = _act(admin, rev_id, "role", role="reviewer")  # a reviewer without languages
+    assert b"a reviewer needs the languages they review" in bad.data
+    audit = admin.get("/admin/audit").data.decode()
+    assert "reviewer (es) -&gt; reviewer (es,fr)" in audit and "reviewer (es,fr) -&gt; coordinator" in audit
+
+
+def test_an_admin_deactivates_and_reactivates_an_account(admin_app):
+    admin = signed_in(admin_app, "admin")
+    cora = signed_in(admin_app, "coordinator")
+    cora_id = _user_id(admin_app, "cora@example.org")
+    assert b"cora@example.org can no longer sign in" in _act(admin, cora_id, "deactivate").data
+    assert cora.get("/admin/").status_code == 302
+    assert sign_in(admin_app.test_client(), "cora@example.org").status_code == 401
+    row = html.fromstring(admin.get("/admin/users").data).xpath("//tr[td/a[text()='cora@example.org']]")[0]
+    assert "deactivated" in row.text_content()
+    again = admin.post("/admin/users", data={"email": "cora@example.org", "role": "coordinator",
+                                             "password": "twelve chars!", "csrf_token": token(admin, "/admin/users")},
+                       follow_redirects=True)
+    assert b"has an account already (deactivated: reactivate it" in again.data
+    assert b"cora@example.org can sign in again." in _act(admin, cora_id, "activate").data
+    assert sign_in(admin_app.test_client(), "cora@example.org").status_code == 302
+    audit = admin.get("/admin/audit").data.decode()
+    assert "user.deactivate" in audit and "user.reactivate" in audit
+
+
+def test_an_admin_sets_a_password_and_the_user_chooses_their_own(admin_app):
+    admin = signed_in(admin_app, "admin")
+    cora = signed_in(admin_app, "coordinator")
+    cora_id = _user_id(admin_app, "cora@example.org")
+    short = _act(admin, cora_id, "password", password="short")
+    assert b"at least 12 characters" in short.data
+    done = _act(admin, cora_id, "password", password="temporary password 1")
+    assert b"New password set for cora@example.org; their sessions ended." in done.data
+    assert cora.get("/admin/").status_code == 302
+    assert sign_in(admin_app.test_client(), "cora@example.org").status_code == 401  # the old one
+    cora = admin_app.test_client()
+    assert sign_in(cora, "cora@example.org", "temporary password 1").status_code == 302
+    first = cora.get("/admin/escalations")
+    assert first.status_code == 302 and first.headers["Location"] == "/admin/account"  # nothing else first
+    page = cora.get("/admin/account")
+    assert b"An admin set your password: choose your own to go on." in page.data
+    csrf = token(cora, "/admin/account")
+    wrong = cora.post("/admin/account", data={"current_password": "not it", "new_password": "my own password 2",
+                                              "repeat_password": "my own password 2", "csrf_token": csrf})
+    assert wrong.status_code == 422 and b"the current password is not right" in wrong.data
+    done = cora.post("/admin/account", data={"current_password": "temporary password 1",
+                                             "new_password": "my own password 2",
+                                             "repeat_password": "my own password 2", "csrf_token": csrf},
+                     follow_redirects=True)
+    assert b"Your password is changed" in done.data
+    assert cora.get("/admin/escalations").status_code == 200  # the session goes on
+    assert sign_in(admin_app.test_client(), "cora@example.org", "my own password 2").status_code == 302
+    with admin_app.app_context():
+        details = get_session().scalars(select(AuditEntry.detail).where(AuditEntry.action == "user.password")).all()
+    assert details == ["set by an admin; to be changed at the next sign-in", "changed by themselves"]
+    assert not any("password 1" in d or "password 2" in d for d in details)
+
+
+def test_a_user_changes_their_own_password_and_every_other_session_ends(admin_app):
+    client = signed_in(admin_app, "reviewer")
+    copied = admin_app.test_client()
+    copied.set_cookie("session", client.get_cookie("session").value)
+    csrf = token(client, "/admin/account")
+    differ = client.post("/admin/account", data={"current_password": PASSWORD, "new_password": "a new password 3",
+                                                  "repeat_password": "a new password 4", "csrf_token": csrf})
+    assert differ.status_code == 422 and b"differ" in differ.data
+    client.post("/admin/account", data={"current_password": PASSWORD, "new_password": "a new password 3",
+                                        "repeat_password": "a new password 3", "csrf_token": csrf})
+    assert client.get("/admin/").status_code == 200 and copied.get("/admin/").status_code == 302
+
+
+def test_an_admin_lifts_a_sign_in_lock(admin_app):
+    for _ in range(MAX_FAILURES_ACCOUNT):
+        sign_in(admin_app.test_client(), "cora@example.org", "not the password")
+    assert sign_in(admin_app.test_client(), "cora@example.org").status_code == 429
+    admin = signed_in(admin_app, "admin")
+    row = html.fromstring(admin.get("/admin/users").data).xpath("//tr[td/a[text()='cora@example.org']]")[0]
+    assert f"locked: {MAX_FAILURES_ACCOUNT} failed sign-ins" in row.text_content()
+    done = _act(admin, _user_id(admin_app, "cora@example.org"), "unlock")
+    assert b"cora@example.org may sign in again now." in done.data
+    assert sign_in(admin_app.test_client(), "cora@example.org").status_code == 302
+    assert "user.unlock" in admin.get("/admin/audit").data.decode()
+
+
+def test_account_forms_refuse_what_they_cannot_do_with_a_clear_page(admin_app):
+    admin = signed_in(admin_app, "admin")
+    csrf = token(admin, "/admin/users")
+    for bad in ("abc", "", "999999", "1e3"):
+        response = admin.post("/admin/users", data={"action": "deactivate", "id": bad, "csrf_token": csrf})
+        assert response.status_code == 404 and b"There is no such account" in response.data, bad
+    assert admin.get("/admin/users/999999").status_code == 404
+    ada = _user_id(admin_app, "ada@example.org")
+    own = _act(admin, ada, "deactivate")
+    assert b"You cannot change your own role or access here" in own.data
+    unknown = admin.post(f"/admin/users/{ada}", data={"action": "delete", "csrf_token": csrf})
+    assert unknown.status_code == 400 and b"not one of this page" in unknown.data
+    with admin_app.app_context():
+        assert get_session().get(User, ada).active
+
+
+def test_the_command_line_sets_passwords_unlocks_and_changes_accounts(admin_app):
+    runner = admin_app.test_cli_runner()
+    for _ in range(MAX_FAILURES_ACCOUNT):
+        sign_in(admin_app.test_client(), "cora@example.org", "not the password")
+    result = runner.invoke(args=["admin", "unlock", "cora@example.org"])
+    assert result.exit_code == 0 and "cora@example.org may sign in again" in result.output
+    result = runner.invoke(args=["admin", "set-password", "Cora@example.org"], input="a password from the cli\n")
+    assert result.exit_code == 0 and "password set for cora@example.org" in result.output
+    assert sign_in(admin_app.test_client(), "cora@example.org", "a password from the cli").status_code == 302
+    assert runner.invoke(args=["admin", "set-password", "nobody@example.org"], input="a long password!\n"
+                         ).output.strip().endswith("there is no account 'nobody@example.org'")
+    result = runner.invoke(args=["admin", "set-role", "rev@example.org", "--role", "reviewer", "--locales", "es,ar"])
+    assert result.exit_code == 0 and "rev@example.org is reviewer (es,ar)" in result.output
+    last = runner.invoke(args=["admin", "set-role", "ada@example.org", "--role", "coordinator"])
+    assert last.exit_code == 1 and "the last active admin" in last.output
+    assert runner.invoke(args=["admin", "deactivate", "cora@example.org"]).exit_code == 0
+    assert "deactivated" in runner.invoke(args=["admin", "users"]).output
+    assert runner.invoke(args=["admin", "activate", "cora@example.org"]).exit_code == 0
+    help_text = runner.invoke(args=["admin", "--help"]).output
+    assert all(c in help_text for c in ("set-password", "unlock", "set-role", "activate", "deactivate", "users"))
+    with admin_app.app_context():
+        entries = get_session().scalars(select(AuditEntry).where(AuditEntry.action.like("user.%"))
+                                        .order_by(AuditEntry.id)).all()
+    actions = [e.action for e in entries if e.actor.startswith("command line") and e.action != "user.create"]
+    assert actions == ["user.unlock", "user.password", "user.role", "user.deactivate", "user.reactivate"]
+
+
+@pytest.mark.parametrize("email", ["<b>x</b>@x.org", "a b@x.org", "x@x", "x\n@x.org", "x@-x.org", "@x.org",
+                                   "x@x..org", '"x"@x.org'])
+def test_an_email_that_is_not_an_address_is_refused(admin_app, email):
+    admin = signed_in(admin_app, "admin")
+    response = admin.post("/admin/users", data={"email": email, "role": "coordinator", "password": "twelve chars!",
+                                                "csrf_token": token(admin, "/admin/users")}, follow_redirects=True)
+    assert b"is not an email address" in response.data
+    with admin_app.app_context():
+        assert get_session().scalar(select(User).where(User.email == email.strip().lower())) is None
+
+
+def test_a_wrong_password_takes_as_long_for_an_unknown_account(admin_app, monkeypatch):
+    from assistant import accounts
+
+    checked = []
+    real = accounts.check_password_hash
+    monkeypatch.setattr(accounts, "check_password_hash", lambda h, p: checked.append(h) or real(h, p))
+    assert sign_in(admin_app.test_client(), "nobody@example.org", "wrong password!!").status_code == 401
+    assert sign_in(admin_app.test_client(), "ada@example.org", "wrong password!!").status_code == 401
+    # The same work either way: one check against a hash made the way real ones are.
+    assert len(checked) == 2 and all(h.startswith("pbkdf2:sha256:1000$") for h in checked)
+
+
+def test_pages_refuse_frames_and_caching(admin_app):
+    client = signed_in(admin_app, "coordinator")
+    for path in ("/admin/sign-in", "/admin/escalations", "/admin/unanswered", "/admin/users"):
+        headers = client.get(path).headers
+        assert headers["X-Frame-Options"] == "DENY", path
+        assert "frame-ancestors 'none'" in headers["Content-Security-Policy"], path
+        assert headers["Cache-Control"] == "no-store", path
+    assert "X-Frame-Options" not in text_sms(admin_app.test_client(), "MENU").headers  # Twilio's, not a page
+
+
+@pytest.mark.parametrize("target", ["/admin/%0d%0aSet-Cookie:x=1", "/admin/\r\nx", "/admin/../simulator",
+                                    "/admin\\..\\x", "//evil.example/admin", "/admin/x#y"])
+def test_sign_in_with_an_odd_next_goes_to_the_overview(admin_app, target):
+    from urllib.parse import quote
+
+    client = admin_app.test_client()
+    response = client.post("/admin/sign-in?next=" + quote(target, safe="/%"),
+                           data={"email": "ada@example.org", "password": PASSWORD, "csrf_token": token(client)})
+    assert response.status_code == 302 and response.headers["Location"] == "/admin/"
+
+
+def test_sign_in_goes_back_to_the_page_asked_for(admin_app):
+    client = admin_app.test_client()
+    asked = client.get("/admin/escalations?state=all")
+    assert asked.headers["Location"] == "/admin/sign-in?next=/admin/escalations"
+    response = client.post("/admin/sign-in?next=/admin/escalations%3Fstate%3Dall",
+                           data={"email": "cora@example.org", "password": PASSWORD, "csrf_token": token(client)})
+    assert response.headers["Location"] == "/admin/escalations?state=all"
+
+
+def test_acknowledging_again_says_who_did_it_first(admin_app):
+    text_sms(admin_app.test_client(), "my son has a fever", sender="+16175550232")
+    escalation_id = _first_escalation(admin_app)
+    first, second = signed_in(admin_app, "coordinator"), signed_in(admin_app, "admin")
+    csrf = token(second, "/admin/escalations")  # the second opened the page before the first acknowledged
+    first.post(f"/admin/escalations/{escalation_id}/acknowledge",
+               data={"note": "called", "csrf_token": token(first, "/admin/escalations")})
+    response = second.post(f"/admin/escalations/{escalation_id}/acknowledge", data={"note": "me too",
+                                                                                    "csrf_token": csrf},
+                           follow_redirects=True)
+    alert = html.fromstring(response.data).xpath("string(//p[@role='alert'])")
+    assert f"Escalation #{escalation_id} was acknowledged by cora@example.org already" in alert
+    assert "your note was not saved" in alert
+
+
+def test_the_overview_counts_per_day_by_language(admin_app):
+    from datetime import timedelta
+
+    from assistant.models import InboundMessage, utcnow
+
+    with admin_app.app_context():
+        db = get_session()
+        now = utcnow()
+        for n, (days_ago, locale, level) in enumerate([(3, "fr", "info"), (3, "fr", "call_now"), (0, "es", "info"),
+                                                       (0, "vi", "none"), (40, "fr", "info")]):
+            db.add(InboundMessage(message_sid=f"SMold{n}", phone="", level=level, topic=None, locale=locale,
+                                  reply="x", received_at=now - timedelta(days=days_ago), channel="sms"))
+        db.commit()
+        three_days_ago, today = (now - timedelta(days=3)).date().isoformat(), now.date().isoformat()
+    doc = html.fromstring(signed_in(admin_app, "reviewer").get("/admin/").data)
+    table = doc.xpath("//details[summary[contains(., 'day by day')]]//table")[0]
+    columns = [th.text_content().strip() for th in table.xpath(".//thead//th")]
+    assert columns[:2] == ["Day", "All"] and {"fr", "es", "vi"} <= set(columns)
+
+    def row(day):
+        cells = table.xpath(f".//tr[th='{day}']/td/text()")
+        return dict(zip(columns[1:], cells, strict=True))
+
+    assert row(three_days_ago)["fr"] == "2" and row(three_days_ago)["Call now"] == "1"
+    assert row(three_days_ago)["es"] == "0" and row(today)["es"] == "1" and row(today)["vi"] == "1"
+    per_language = {r.xpath("string(./td[1])"): r.xpath("string(./td[2])")
+                    for r in doc.xpath("//table[@aria-labelledby='languages-title']/tbody/tr")}
+    assert per_language["French (Français) (fr)"] == "2"  # the 40-day-old text is outside the 30 days
+    spark = doc.xpath("//table[@aria-labelledby='languages-title']//tr[td[1][contains(., '(fr)')]]//rect/title/text()")
+    assert spark == [f"{three_days_ago}: 2"]
+
+
+# -- the catalog: every entry, and the upload's report ---------------------------------------------------
+
+def test_a_reviewer_goes_through_every_entry_of_their_language_that_needs_work(admin_app):
+    client = signed_in(admin_app, "reviewer")  # reviews Spanish
+    catalog = html.fromstring(client.get("/admin/catalog").data)
+    link = catalog.xpath("//table[1]//tr[th[starts-with(., 'Spanish')]]/td[3]/a/@href")[0]
+    assert link == "/admin/catalog/entries?locale=es&state=needs_work"
+    groups = catalog.xpath("//a[contains(@href, '/admin/catalog/entries?group=')]/text()")
+    assert any(g.startswith("System replies") for g in groups) and any(g.startswith("Phone calls") for g in groups)
+    page = html.fromstring(client.get(link).data)
+    keys = page.xpath("//input[@name='keys']/@value")
+    assert len(keys) == 125 and {"text:fallback", "rule:breathing:phrases", "command:help", "voice:goodbye",
+                                 "topic:fever:keywords"} <= set(keys)
+    form = page.xpath("//form[@method='post'][.//input[@name='keys']]")[0]
+    back = form.xpath(".//input[@name='back']/@value")[0]
+    done = client.post("/admin/catalog/review", data={"locale": "es", "keys": ["text:fallback", "command:help"],
+                                                      "back": back, "csrf_token": form.xpath(
+                                                          ".//input[@name='csrf_token']/@value")[0]},
+                       follow_redirects=True)
+    assert b"2 entries in Spanish (Espa\xc3\xb1ol) marked reviewed" in done.data
+    left = html.fromstring(client.get(link).data).xpath("//input[@name='keys']/@value")
+    assert len(left) == 123 and "text:fallback" not in left
+    one = client.post("/admin/catalog/review", data={"locale": "es", "key": "voice:goodbye", "back": back,
+                                                     "csrf_token": token(client, link)}, follow_redirects=True)
+    assert b"voice:goodbye in Spanish (Espa\xc3\xb1ol) marked reviewed" in one.data
+    admin_app.extensions["catalog_watcher"].poll()
+    texts = admin_app.extensions["assistant"].store.current.texts["es"]
+    assert texts["text:fallback"].reviewed and texts["voice:goodbye"].reviewed
+    french = html.fromstring(client.get("/admin/catalog/entries?locale=fr&state=needs_work").data)
+    assert french.xpath("//input[@name='keys']") == [] and french.xpath("//button[@name='key']") == []
+    group = html.fromstring(client.get("/admin/catalog/entries?group=voice").data)
+    assert len(group.xpath("//table[contains(@class,'entries')]/tbody/tr")) == 20 * 12
+
+
+def _es_po_with(key: str, text: str) -> bytes:
+    from assistant.pofile import parse_po
+    from assistant.spreadsheets import edit_po
+
+    data = ES_PO.read_bytes()
+    entry = parse_po(data).by_context()[key]
+    return edit_po(data.decode("utf-8"), [(entry, key, text, False)], {}).encode("utf-8")
+
+
+def test_an_upload_lists_its_warnings_each_with_its_entry(admin_app):
+    client = signed_in(admin_app, "coordinator")
+    changed = _es_po_with("topic:vaccine:summary", "")  # not translated: English is sent, a warning
+    line = next(i for i, t in enumerate(changed.decode().splitlines(), 1) if t == 'msgctxt "topic:vaccine:summary"')
+    response = _upload(client, changed, "messages.po")
+    assert response.status_code == 200
+    doc = html.fromstring(response.data)
+    status = doc.xpath("string(//section[@aria-labelledby='draft-title']//p[@role='status'])")
+    assert "2 warning(s) about Spanish (Español), 1 of them new with this file" in " ".join(status.split())
+    warnings = [" ".join(li.text_content().split()) for li in doc.xpath("//ul[contains(@class,'warnings')]/li")]
+    assert warnings[0] == (f"new: warning: [es] locales/es/LC_MESSAGES/messages.po:{line} (topic:vaccine:summary): "
+                           "not translated; English is sent")
+    unreviewed = doc.xpath("//ul[contains(@class,'warnings')]/li[2]//details//li/text()")
+    assert len(unreviewed) == 124 and any(u.endswith("(text:fallback)") for u in unreviewed)
+
+
+def test_an_unchanged_upload_says_so_and_stores_nothing(admin_app):
+    from sqlalchemy import func
+
+    from assistant.models import CatalogRevision
+
+    client = signed_in(admin_app, "coordinator")
+    before = _audit_count(admin_app)
+    response = _upload(client, ES_PO.read_bytes(), "messages.po")
+    assert response.status_code == 200
+    status = html.fromstring(response.data).xpath("string(//section[@aria-labelledby='unchanged-title']//p)")
+    assert status == ("messages.po: no changes. Every entry is the same as in the live Spanish (Español) catalog; "
+                      "nothing was stored.")
+    with admin_app.app_context():
+        assert get_session().scalar(select(func.count()).select_from(CatalogRevision)) == 0
+    assert _audit_count(admin_app) == before
+
+
+# -- unanswered texts: keywords, never a caregiver's words -----------------------------------------------------
+
+def test_an_english_unanswered_text_becomes_a_keyword(admin_app):
+    client = signed_in(admin_app, "coordinator")
+    text_sms(client, "can i get the hospital wifi password", sender="+16175550212")
+    admin_app.extensions["recorder"].flush()
+    page = html.fromstring(client.get("/admin/unanswered").data)
+    row = page.xpath("//section[h2[starts-with(., 'English')]]//tbody/tr")[0]
+    assert row.xpath(".//form[contains(@action,'/admin/unanswered/keyword')]//input[@name='locale']/@value") == ["en"]
+    response = client.post("/admin/unanswered/keyword", data={"locale": "en", "topic": "resources",
+                                                              "keyword": "wifi password",
+                                                              "csrf_token": token(client, "/admin/unanswered")},
+                           follow_redirects=True)
+    status = html.fromstring(response.data).xpath("string(//p[@role='status'])")
+    assert status.startswith("Draft revision #") and "'wifi password' added to resources in English" in status
+    draft = int(re.search(r"Draft revision #(\d+)", response.data.decode()).group(1))
+    history = html.fromstring(response.data).xpath(f"//tr[td/a[text()='#{draft}']]")[0].text_content()
+    assert "en: 1 changed" in history  # the English catalog's entry, not "no entry changed"
+    client.post(f"/admin/revisions/{draft}/publish", data={"csrf_token": token(client, "/admin/upload")})
+    admin_app.extensions["catalog_watcher"].poll()
+    reply = admin_app.extensions["assistant"].reply("can i get the hospital wifi password")
+    assert (reply.topic, reply.locale) == ("resources", "en")
+    catalog = admin_app.extensions["assistant"].store.current
+    assert "wifi password" in catalog.lists["en"]["topic:resources:keywords"]
+    assert all("wifi" not in " ".join(catalog.lists[loc].get("topic:resources:keywords", ()))
+               for loc in ("es", "fr"))
+    with admin_app.app_context():
+        keyword = get_session().scalar(select(AuditEntry).where(AuditEntry.action == "catalog.keyword"))
+        assert (keyword.actor, keyword.target) == ("cora@example.org", "en resources")
+    again = client.post("/admin/unanswered/keyword", data={"locale": "en", "topic": "resources",
+                                                           "keyword": "Wifi Password",
+                                                           "csrf_token": token(client, "/admin/unanswered")},
+                        follow_redirects=True)
+    assert b"already a keyword of this topic in en" in again.data
+
+
+@pytest.mark.parametrize("keyword, expected", [
+    ("le van a poner pembro mañana", "that is a caregiver's whole text"),
+    ("  Le van a poner PEMBRO mañana?! ", "that is a caregiver's whole text"),
+    ("pembro 617 555 0211", "a keyword cannot hold a number"),
+    ("le van a poner pembro el martes", "at most 5 words"),
+])
+def test_a_caregivers_text_or_number_never_becomes_a_keyword(admin_app, keyword, expected):
+    client = signed_in(admin_app, "coordinator")
+    text_sms(client, "le van a poner pembro mañana", sender="+16175550211")
+    admin_app.extensions["recorder"].flush()
+    before = _audit_count(admin_app)
+    response = client.post("/admin/unanswered/keyword", data={"locale": "es", "topic": "mab", "keyword": keyword,
+                                                              "csrf_token": token(client, "/admin/unanswered")},
+                           follow_redirects=True)
+    assert expected in html.fromstring(response.data).xpath("string(//p[@role='alert'])")
+    assert _audit_count(admin_app) == before  # nothing stored, nothing in the audit log
+    assert "pembro" not in admin_app.extensions["assistant"].store.current.lists["es"]["topic:mab:keywords"]
+
+
+# -- refusals of every form: no session, the wrong role, no CSRF token ----------------------------------------
+
+FORMS = [  # (path, form, a role that may not)
+    ("/admin/revisions/1/publish", {"note": "x"}, "reviewer"),
+    ("/admin/revisions/1/restore", {}, "reviewer"),
+    ("/admin/unanswered/keyword", {"locale": "es", "topic": "mab", "keyword": "pembro"}, "reviewer"),
+    ("/admin/escalations/1/acknowledge", {"note": "x"}, "reviewer"),
+    ("/admin/users", {"email": "x@example.org", "role": "admin", "password": "twelve chars!"}, "coordinator"),
+    ("/admin/users", {"action": "deactivate", "id": "1"}, "coordinator"),
+    ("/admin/users/1", {"action": "deactivate"}, "coordinator"),
+    ("/admin/catalog/review", {"locale": "fr", "key": "text:help"}, "reviewer"),  # not their language
+    ("/admin/upload", {"locale": "es", "note": "x"}, "reviewer"),
+    ("/admin/account", {"current_password": PASSWORD, "new_password": "x" * 12, "repeat_password": "x" * 12}, None),
+]
+
+
+@pytest.fixture
+def with_an_escalation(admin_app):
+    text_sms(admin_app.test_client(), "my son has a fever", sender="+16175550233")
+    return admin_app
+
+
+@pytest.mark.parametrize("path, form, role", FORMS)
+def test_forms_are_refused_without_a_session_to_the_wrong_role_and_without_a_token(with_an_escalation, path, form,
+                                                                                   role):
+    app = with_an_escalation
+    before = _audit_count(app)
+    anonymous = app.test_client()
+    response = anonymous.post(path, data={**form, "csrf_token": token(anonymous)})
+    assert response.status_code == 302 and response.headers["Location"].startswith("/admin/sign-in?next=")
+    if role:
+        wrong = signed_in(app, role)
+        response = wrong.post(path, data={**form, "csrf_token": token(wrong, "/admin/")})
+        assert response.status_code == 403 and b"Not allowed" in response.data
+    admin = signed_in(app, "admin")
+    response = admin.post(path, data=form)
+    assert response.status_code == 400 and b"The form expired" in response.data
+    assert _audit_count(app) == before
+    with app.app_context():
+        assert get_session().get(Acknowledgement, 1) is None
+        assert all(u.active for u in get_session().scalars(select(User)))
+
+
+def test_a_revision_page_needs_a_session(admin_app):
+    response = admin_app.test_client().get("/admin/revisions/1")
+    assert response.status_code == 302 and response.headers["Location"] == "/admin/sign-in?next=/admin/revisions/1"
+    assert signed_in(admin_app, "reviewer").get("/admin/revisions/999").status_code == 404

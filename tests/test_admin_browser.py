@@ -127,8 +127,10 @@ def test_the_pages_pass_an_accessibility_check(page, site):
     from axe_playwright_python.sync_playwright import Axe
 
     text(site, "+16175550305", "my daughter has chills")
+    text(site, "+16175550308", "where do i park at the hospital")
     for path in ("/admin/", "/admin/escalations", "/admin/preview", "/admin/catalog", "/admin/catalog/topic/fever",
-                 "/admin/upload", "/admin/unanswered"):
+                 "/admin/catalog/entries?locale=es&state=needs_work", "/admin/catalog/entries?group=voice",
+                 "/admin/upload", "/admin/unanswered", "/admin/account"):
         page.goto(f"{site}{path}")
         violations = Axe().run(page).response["violations"]
         serious = [(v["id"], v["help"]) for v in violations if v["impact"] in ("serious", "critical")]
@@ -198,10 +200,42 @@ def test_a_keyword_from_an_unanswered_text(page, site):
     assert eventually(lambda: text(site, "+16175550307", "le van a poner pembro mañana")["topic"] == "mab")
 
 
+def test_an_admin_changes_an_account_with_the_keyboard(browser, site):
+    from axe_playwright_python.sync_playwright import Axe
+
+    context, page = signed_in_page(browser, site, "ada@example.org")
+    page.goto(f"{site}/admin/users")
+    page.get_by_label("Email").fill("rita@example.org")
+    page.get_by_label("Role").select_option("reviewer")
+    page.get_by_label("Spanish (Español) (es)").check()
+    page.get_by_label("Password (at least 12 characters)").fill("a reviewer's password")
+    page.get_by_role("button", name="Create the account").click()
+    assert "Account created for rita@example.org." in page.get_by_role("status").inner_text()
+    page.get_by_role("link", name="rita@example.org").click()
+    assert page.get_by_role("heading", level=1).inner_text() == "rita@example.org"
+    # Keyboard only: tick French and save the languages.
+    page.get_by_label("French (Français) (fr)").focus()
+    page.keyboard.press("Space")
+    page.get_by_role("button", name="Save role and languages").focus()
+    page.keyboard.press("Enter")
+    assert "rita@example.org is now reviewer (es,fr)" in page.get_by_role("status").inner_text()
+    for path in ("/admin/users", page.url.replace(site, "")):
+        page.goto(f"{site}{path}")
+        violations = Axe().run(page).response["violations"]
+        assert [(v["id"], v["help"]) for v in violations if v["impact"] in ("serious", "critical")] == [], path
+    page.screenshot(path=str(SHOTS / "admin-user.png"), full_page=True)
+    page.get_by_role("button", name="Deactivate rita@example.org").click()
+    assert "can no longer sign in" in page.get_by_role("status").inner_text()
+    assert page.get_by_role("button", name="Reactivate rita@example.org").is_visible()
+    context.close()
+
+
 def test_screenshots_of_the_catalog_users_and_audit_pages(browser, site):
     context, page = signed_in_page(browser, site, "ada@example.org")
     for path, name in (("/admin/catalog", "admin-catalog"), ("/admin/catalog/topic/fever", "admin-catalog-topic"),
-                       ("/admin/users", "admin-users"), ("/admin/audit", "admin-audit")):
+                       ("/admin/catalog/entries?group=command&locale=es&state=needs_work", "admin-catalog-entries"),
+                       ("/admin/users", "admin-users"), ("/admin/audit", "admin-audit"),
+                       ("/admin/account", "admin-account")):
         page.goto(f"{site}{path}")
         assert page.get_by_role("heading", level=1).count() == 1
         page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)

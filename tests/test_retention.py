@@ -55,3 +55,15 @@ def test_the_opted_out_number_is_still_not_texted_after_a_purge(sms_app, sms_cli
 def test_purge_command(sms_app):
     result = sms_app.test_cli_runner().invoke(args=["admin", "purge", "--days", "30"])
     assert result.exit_code == 0 and result.output.startswith("older than 30 days:")
+
+
+def test_an_unanswered_texts_number_goes_at_the_next_purge_its_words_stay(sms_app, sms_client):
+    from assistant.models import UnansweredText
+
+    text_sms(sms_client, "what is the wifi password", sender="+16175550106")
+    sms_app.extensions["recorder"].flush()
+    done = purge(sms_app.extensions["engine"], 90)  # nothing is old, yet the number goes
+    assert done["unanswered_numbers"] == 1 and done["unanswered"] == 0
+    with sms_app.app_context():
+        row = get_session().scalar(select(UnansweredText))
+        assert (row.phone, row.text) == ("", "what is the wifi password")

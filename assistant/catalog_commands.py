@@ -83,12 +83,17 @@ def publish_command(directory: str, note: str, by: str, draft: int | None) -> No
     from .publishing import POLL_SECONDS, publish, publish_draft
 
     content = _content(directory) if draft is None else None
+    base = _pulled_from(Path(directory)) if draft is None else None
     with _publishing() as session:
         if draft is not None:
             done = publish_draft(session, current_app, draft, by=by, note=note)
         else:
-            done = publish(session, current_app, content, by=by, note=note)
+            done = publish(session, current_app, content, by=by, note=note, base=base)
     click.echo(f"{len(done.report.warnings)} warning(s); `assistant catalog check` lists them")
+    if done.onto:
+        what = f"draft #{draft}" if draft is not None else f"{directory}"
+        click.echo(f"{what} was made from revision #{done.based_on}; only its own changes were applied onto the live "
+                   f"revision #{done.onto} (what colleagues published since is kept)")
     click.echo(f"published revision #{done.id}: {done.summary}")
     _say_unreviewed_again(done)
     click.echo(f"every worker answers from it within about {POLL_SECONDS:.0f} s")
@@ -110,6 +115,17 @@ def _publishing():
         raise click.ClickException(exc.message) from None
     except SQLAlchemyError as exc:
         raise _database_error(exc) from exc
+
+
+PULLED_FROM = ".catalog-revision"  # written by `pull` beside messages/ and locales/: the revision they hold
+
+
+def _pulled_from(root: Path) -> int | None:
+    try:
+        text = (root / PULLED_FROM).read_text("utf-8").strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
 
 
 def _say_unreviewed_again(done) -> None:
@@ -141,8 +157,9 @@ def history_command(limit: int) -> None:
     live = next((r.id for r in rows if not r.draft), None)
     for r in rows:
         mark = "LIVE " if r.id == live else ("draft" if r.draft else "     ")
+        based = f" (based on #{r.parent_id})" if r.draft and r.parent_id else ""
         click.echo(f"#{r.id:<4} {mark} {r.created_at:%Y-%m-%d %H:%M} UTC  {r.kind:<10} by {r.created_by}: "
-                   f"{r.note or '-'}  [{summary(json.loads(r.changes))}]")
+                   f"{r.note or '-'}  [{summary(json.loads(r.changes))}]{based}")
 
 
 @click.command("show")
@@ -208,6 +225,10 @@ def pull_command(directory: str) -> None:
     changed = write_tree(unpack(r.content), Path(directory))
     for path in changed:
         click.echo(f"wrote {path}")
+    try:  # publishing this folder later applies only what was edited in it onto the then live revision
+        (Path(directory) / PULLED_FROM).write_text(f"{r.id}\n", "utf-8")
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {Path(directory) / PULLED_FROM}: {exc.strerror}") from exc
     click.echo(f"revision #{r.id}: {len(changed)} file(s) changed")
 
 
@@ -222,16 +243,18 @@ def export_command(locale: str, fmt: str, output: str | None) -> None:
     budget (keywords one per row). Edit the translation and review columns only."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from .revisions import live_content, repository_content
+    from .revisions import ensure_first, live_content, repository_content
     from .spreadsheets import SpreadsheetError, export
 
     try:
         with _session() as session:
+            ensure_first(session, repository_content(current_app))  # a number the import can compare with
+            session.commit()
             rev, content = live_content(session, repository_content(current_app))
     except SQLAlchemyError:
         rev, content = None, repository_content(current_app)  # no database: the files are what is served
     try:
-        data = export(content, locale, fmt)
+        data = export(content, locale, fmt, rev)
     except SpreadsheetError as exc:
         raise click.ClickException(str(exc)) from exc
     path = Path(output or f"{locale}.{fmt}")

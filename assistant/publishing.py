@@ -17,10 +17,13 @@ from .pofile import parse_po
 from .reviews import record
 from .revisions import (
     POLL_SECONDS,
+    Conflict,
     Published,
     PublishError,
     get,
+    live,
     live_content,
+    rebase,
     repository_content,
     store,
     summary,
@@ -50,6 +53,8 @@ class Stored:
     lines: list[str] = field(default_factory=list)  # what the import changed, row by row
     entries: int = 0  # how many entries an import changed
     locale: str = ""
+    based_on: int | None = None  # the revision the change was made from, when the live one had moved on since
+    onto: int | None = None  # ... and the live revision its changes were applied onto
 
     @property
     def id(self) -> int:
@@ -88,30 +93,70 @@ def _store(session: Session, app: Flask, content: Content, report: Report, *, by
         raise Refused(str(exc), report=report) from exc
 
 
-def publish(session: Session, app: Flask, content: Content, *, by: str, note: str) -> Stored:
-    """Make ``content`` live, if it passes the check."""
+def _conflicts_refused(what: str, base: int, onto: int, conflicts: Sequence[Conflict],
+                       rows: dict[str, int] | None = None, name: str = "") -> Refused:
+    keys = [f"{c.locale} {c.key}" for c in conflicts]
+    lines = []
+    for c in conflicts:
+        row = (rows or {}).get(c.key) if c.locale != "en" else None
+        lines.append(f"{name} row {row}: {c}" if row else str(c))
+    return Refused(f"refused: {what} was made from revision #{base}; since then the live catalog (now #{onto}) "
+                   f"changed the same entr{'y' if len(keys) == 1 else 'ies'} differently: {', '.join(keys[:10])}"
+                   f"{' ...' if len(keys) > 10 else ''}. Nothing was stored: start again from the live catalog "
+                   "(export or pull it) and redo those entries", lines)
+
+
+def _onto_live(session: Session, content: Content, base: int | None, what: str) -> tuple[Content, int | None]:
+    """``content``, made from revision ``base``, with only its own changes applied onto the live revision (the
+    whole content as it is when the live revision is ``base``). Returns the content and the live number it was
+    applied onto (None: nothing to apply onto). Refused on a conflict: the same entry changed on both sides."""
+    current = live(session)
+    if base is None or current is None or current.id == base:
+        return content, None
+    parent = get(session, base)
+    if parent is None:
+        raise Refused(f"{what} was made from revision #{base}, which this database does not have (another "
+                      "server's export?): export again from this one")
+    merged, conflicts = rebase(unpack(parent.content), content, unpack(current.content))
+    if conflicts:
+        raise _conflicts_refused(what, base, current.id, conflicts)
+    return merged, current.id
+
+
+def publish(session: Session, app: Flask, content: Content, *, by: str, note: str, base: int | None = None) -> Stored:
+    """Make ``content`` live, if it passes the check. ``base``: the revision it was pulled from; when the live
+    revision has moved on since, only what changed against ``base`` is applied onto the live one."""
+    content, onto = _onto_live(session, content, base, "this folder")
     report = check_content(content)
-    done = Stored(_store(session, app, content, report, by=by, note=note, kind="publish"), report)
+    done = Stored(_store(session, app, content, report, by=by, note=note, kind="publish"), report,
+                  based_on=base if onto else None, onto=onto)
     _audit(session, by, "catalog.publish", f"revision #{done.id}", done.summary)
     return done
 
 
 def publish_draft(session: Session, app: Flask, number: int, *, by: str, note: str) -> Stored:
+    """Make draft ``number`` live: its own changes (against the revision it was made from) applied onto the live
+    revision, so a colleague's work published since is kept; refused when both changed the same entry."""
     row = get(session, number)
     if row is None or not row.draft:
         raise Refused(f"there is no draft revision #{number}")
-    content = unpack(row.content)
+    content, onto = _onto_live(session, unpack(row.content), row.parent_id, f"draft #{number}")
     report = check_content(content)
-    done = Stored(_store(session, app, content, report, by=by, note=note or row.note, kind="publish"), report)
+    done = Stored(_store(session, app, content, report, by=by, note=note or row.note, kind="publish"), report,
+                  based_on=row.parent_id if onto else None, onto=onto)
     _audit(session, by, "catalog.publish", f"revision #{done.id}", f"draft #{number}: {done.summary}")
     return done
 
 
 def rollback(session: Session, app: Flask, number: int, *, by: str, note: str = "") -> Stored:
-    """Make revision ``number``'s content live again, as a new revision (history only grows)."""
+    """Make revision ``number``'s content live again, as a new revision (history only grows). A draft was never
+    live: it is published, not rolled back to."""
     old = get(session, number)
     if old is None:
         raise Refused(f"there is no revision #{number}")
+    if old.draft:
+        raise Refused(f"revision #{number} is a draft: it was never live, so there is nothing to go back to. To make "
+                      f"it live, publish it (assistant catalog publish --draft {number})")
     content = unpack(old.content)
     report = check_content(content)
     if report.errors:
@@ -135,13 +180,26 @@ def import_sheet(session: Session, app: Flask, data: bytes, name: str, locale: s
     changed). Problems name the spreadsheet's rows."""
     try:
         sheet = read_sheet(name, data)
-        _rev, content = live_content(session, repository_content(app))
-        imported = apply_sheet(content, sheet, locale)
+        rev, content = live_content(session, repository_content(app))
+        base = content
+        if sheet.revision is not None and sheet.revision != rev:
+            row = get(session, sheet.revision)
+            if row is None:
+                raise Refused(f"{name} was exported from revision #{sheet.revision}, which this database does not "
+                              "have (another server's export?): export again from this one")
+            base = unpack(row.content)  # what the file was exported from: only rows edited since are changes
+        imported = apply_sheet(base, sheet, locale)
     except SpreadsheetError as exc:
         raise Refused(str(exc)) from exc
     lines = [_describe(c) for c in imported.changes]
     if not imported.changes:
         return None
+    onto = None
+    if base is not content:
+        merged, conflicts = rebase(base, imported.content, content)
+        if conflicts:
+            raise _conflicts_refused(name, sheet.revision, rev, conflicts, imported.rows, name)
+        imported.content, onto = merged, rev
     try:
         english = {e.context: e.msgid for e in source_of(imported.content).entries}
     except SourceError as exc:
@@ -162,7 +220,8 @@ def import_sheet(session: Session, app: Flask, data: bytes, name: str, locale: s
         raise Refused(f"refused: {len(report.errors)} error(s); nothing was stored", problems, report)
     done = _store(session, app, imported.content, report, by=by, note=note or f"import of {name}", kind="import",
                   draft=True)
-    stored = Stored(done, report, lines + problems, len(imported.changes), imported.locale)
+    stored = Stored(done, report, lines + problems, len(imported.changes), imported.locale,
+                    based_on=sheet.revision if onto else None, onto=onto)
     _audit(session, by, "catalog.import", name[:100], f"draft revision #{stored.id}: {stored.summary}")
     return stored
 

@@ -118,6 +118,120 @@ def summary(changed: Mapping[str, Mapping[str, list[str]]]) -> str:
     return "; ".join(parts)
 
 
+# --- a draft's own changes, applied onto the live revision ------------------------------------------
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """One entry (or English file) changed both by a draft and, since the draft was made, in the live catalog."""
+
+    locale: str  # "en" for messages/*.toml
+    key: str  # the msgctxt, or the file for the English source
+    ours: str  # what the draft (or the file) has
+    theirs: str  # what the live revision has
+
+    def __str__(self) -> str:
+        if self.key.startswith(("messages/", "locales/")):
+            return f"conflict: {self.key}: {self.ours} here, and changed differently in the live catalog since"
+        return (f"conflict: [{self.locale}] {self.key}: this change has {_clip(self.ours)}, the live catalog now has "
+                f"{_clip(self.theirs)}")
+
+
+def _clip(text: str) -> str:
+    return repr(text if len(text) <= 60 else text[:57] + "...") if text else "nothing"
+
+
+def _entry_blocks(text: str, parsed) -> dict[str, tuple[int, int]]:
+    """msgctxt -> (first, end) line indexes of its whole block: comments above it to the last string line."""
+    lines = text.split("\n")
+    out = {}
+    for e in parsed.entries:
+        if not e.msgid:
+            continue
+        start = e.lineno - 1
+        while start > 0 and lines[start - 1].startswith("#") and not lines[start - 1].startswith("#~"):
+            start -= 1
+        end = e.msgstr_lineno
+        while end < len(lines) and lines[end].strip() and not lines[end].startswith(("#", "msgctxt", "msgid")):
+            end += 1  # continuation strings and other plural forms
+        out[e.context or ""] = (start, end)
+    return out
+
+
+def _meaning(e) -> tuple | None:
+    return None if e is None else (e.msgid, e.msgstr, e.fuzzy, e.previous_msgid)
+
+
+def _rebase_po(locale: str, base: bytes | None, ours: bytes, theirs: bytes) -> tuple[bytes, list[Conflict]]:
+    """``theirs`` with each entry ``ours`` changed against ``base`` replaced by ours' version of it."""
+    files = [parse_po(x) if x is not None else None for x in (base, ours, theirs)]
+    if any(f is not None and f.errors for f in files):
+        return theirs, [Conflict(locale, po_path_of(locale), "does not read", "")]
+    b, o, t = ({} if f is None else f.by_context() for f in files)
+    ours_text, theirs_text = ours.decode("utf-8"), theirs.decode("utf-8")
+    ours_lines = ours_text.split("\n")
+    ours_blocks = _entry_blocks(ours_text, files[1])
+    theirs_blocks = _entry_blocks(theirs_text, files[2])
+    conflicts, replace, append = [], {}, []
+    for key in [*o, *(k for k in b if k not in o)]:
+        mine, before, now = _meaning(o.get(key)), _meaning(b.get(key)), _meaning(t.get(key))
+        if mine in (before, now):
+            continue  # not changed by us, or the same change already live
+        if now != before:
+            conflicts.append(Conflict(locale, key, o[key].msgstr if key in o else "",
+                                      t[key].msgstr if key in t else ""))
+            continue
+        block = [] if key not in o else ours_lines[slice(*ours_blocks[key])]
+        if key in t:
+            replace[theirs_blocks[key]] = block
+        else:
+            append.append(block)
+    if conflicts:
+        return theirs, conflicts
+    lines = theirs_text.split("\n")
+    for (start, end), block in sorted(replace.items(), reverse=True):
+        if not block and start > 0 and end < len(lines) and not lines[start - 1].strip() and not lines[end].strip():
+            end += 1  # a removed entry takes its blank line with it
+        lines[start:end] = block
+    if append:
+        while lines and lines[-1] == "":
+            lines.pop()
+        for block in append:
+            lines += ["", *block]
+        lines.append("")
+    return "\n".join(lines).encode("utf-8"), []
+
+
+def po_path_of(locale: str) -> str:
+    return f"locales/{locale}/LC_MESSAGES/messages.po"
+
+
+def rebase(base: Mapping[str, bytes], ours: Mapping[str, bytes],
+           theirs: Mapping[str, bytes]) -> tuple[Content, list[Conflict]]:
+    """The changes ``ours`` made against ``base`` (its parent), applied onto ``theirs`` (the live content):
+    entry by entry in a language's .po, file by file for the English in messages/. An entry (or English file)
+    changed on both sides, differently, is a :class:`Conflict`; with any conflict nothing is applied."""
+    out: Content = dict(theirs)
+    conflicts: list[Conflict] = []
+    for path in sorted(set(base) | set(ours) | set(theirs)):
+        mine, before, now = ours.get(path), base.get(path), theirs.get(path)
+        if mine in (before, now):
+            continue
+        if now == before:
+            if mine is None:
+                out.pop(path, None)
+            else:
+                out[path] = mine
+            continue
+        if path.startswith("locales/") and path.endswith("/messages.po") and mine is not None and now is not None:
+            merged, found = _rebase_po(path.split("/")[1], before, mine, now)
+            out[path] = merged
+            conflicts += found
+            continue
+        conflicts.append(Conflict(SOURCE_LOCALE, path, "changed", ""))
+    return out, conflicts
+
+
 # --- the stored history ------------------------------------------------------------------------------
 
 

@@ -26,7 +26,9 @@ from .pofile import PoEntry, parse_po
 from .segments import measure
 from .source import split_list
 
-COLUMNS = ("key", "context", "English", "translation", "review", "budget", "locale", "English hash")
+COLUMNS = ("key", "context", "English", "translation", "review", "budget", "locale", "English hash", "revision")
+# An export before the "revision" column had the first eight only; it is still read (compared with the live revision).
+_REQUIRED_COLUMNS = COLUMNS[:8]
 REVIEWED, NEEDS_WORK = "reviewed", "needs work"
 FORMATS = ("xlsx", "csv")
 _FORMULA_START = ("=", "+", "-", "@")
@@ -46,10 +48,11 @@ class Row:
     budget: str
     locale: str
     english_hash: str
+    revision: str = ""  # the revision the file was exported from: the import applies only what was edited since
 
     def cells(self) -> list[str]:
         return [self.key, self.context, self.english, self.translation, self.review, self.budget, self.locale,
-                self.english_hash]
+                self.english_hash, self.revision]
 
 
 def english_hash(msgid: str) -> str:
@@ -69,8 +72,9 @@ def budget(template: str, context: str) -> str:
     return f"{_max_units(limit, size.encoding) - extra} characters ({size.encoding}, {limit} SMS)"
 
 
-def export_rows(content: Content, locale: str) -> list[Row]:
-    """The rows of ``locale``'s spreadsheet."""
+def export_rows(content: Content, locale: str, revision: int | None = None) -> list[Row]:
+    """The rows of ``locale``'s spreadsheet (``revision``: the number of the revision ``content`` is)."""
+    number = str(revision) if revision else ""
     source = source_of(content)
     if locale not in source.languages:
         raise SpreadsheetError(f"no language {locale!r} to export: choose one of {', '.join(source.languages)}")
@@ -92,10 +96,10 @@ def export_rows(content: Content, locale: str) -> list[Row]:
             for i in range(max(len(english), len(items), 1)):
                 rows.append(Row(e.context, where if i == 0 else "", english[i] if i < len(english) else "",
                                 items[i] if i < len(items) else "", review if i == 0 else "", "", locale,
-                                english_hash(e.msgid) if i == 0 else ""))
+                                english_hash(e.msgid) if i == 0 else "", number))
         else:
             rows.append(Row(e.context, where, e.msgid, text, review, budget(text or e.msgid, e.context), locale,
-                            english_hash(e.msgid)))
+                            english_hash(e.msgid), number))
     return rows
 
 
@@ -106,7 +110,7 @@ def write_xlsx(rows: list[Row], locale: str) -> bytes:
 
     wb = Workbook(write_only=True)  # streamed: a language with thousands of keywords takes a fraction of a second
     ws = wb.create_sheet(locale)
-    for letter, width in zip("ABCDEFGH", (30, 40, 50, 50, 12, 26, 8, 14), strict=True):
+    for letter, width in zip("ABCDEFGHI", (30, 40, 50, 50, 12, 26, 8, 14, 9), strict=True):
         ws.column_dimensions[letter].width = width
     ws.freeze_panes = "A2"
     bold, wrap = Font(bold=True), Alignment(wrap_text=True, vertical="top")
@@ -140,8 +144,8 @@ def write_csv(rows: list[Row]) -> bytes:
     return ("\ufeff" + buf.getvalue()).encode("utf-8")
 
 
-def export(content: Content, locale: str, fmt: str = "xlsx") -> bytes:
-    rows = export_rows(content, locale)
+def export(content: Content, locale: str, fmt: str = "xlsx", revision: int | None = None) -> bytes:
+    rows = export_rows(content, locale, revision)
     return write_xlsx(rows, locale) if fmt == "xlsx" else write_csv(rows)
 
 
@@ -152,6 +156,7 @@ def export(content: Content, locale: str, fmt: str = "xlsx") -> bytes:
 class Sheet:
     locale: str
     rows: list[tuple[int, dict[str, str]]]  # (spreadsheet row number, column -> text)
+    revision: int | None = None  # the revision it was exported from (None: an older export, without the column)
 
 
 def _cell_text(value, where: str) -> str:
@@ -221,11 +226,14 @@ def read_sheet(path: Path, data: bytes | None = None) -> Sheet:
     except OSError as exc:
         raise SpreadsheetError(f"cannot read {path}: {exc.strerror}") from exc
     raw = read_xlsx(data, name) if suffix == "xlsx" else read_csv(data, name)
-    if not raw or [c.strip() for c in raw[0][1][:len(COLUMNS)]] != list(COLUMNS):
+    header = [c.strip() for c in raw[0][1][:len(COLUMNS)]] if raw else []
+    if header[:len(_REQUIRED_COLUMNS)] != list(_REQUIRED_COLUMNS) or header[len(_REQUIRED_COLUMNS):] not in (
+            [], [""], ["revision"]):
         raise SpreadsheetError(f"{name} is not a spreadsheet exported by `assistant catalog export`: its first row "
                                f"must be the columns {', '.join(COLUMNS)}")
     rows = []
     locales: dict[str, int] = {}
+    revisions: dict[str, int] = {}
     for r, cells in raw[1:]:
         cells = (cells + [""] * len(COLUMNS))[:len(COLUMNS)]
         if not any(c.strip() for c in cells):
@@ -233,12 +241,21 @@ def read_sheet(path: Path, data: bytes | None = None) -> Sheet:
         row = dict(zip(COLUMNS, cells, strict=True))
         if row["locale"].strip():
             locales.setdefault(row["locale"].strip(), r)
+        if row["revision"].strip():
+            revisions.setdefault(row["revision"].strip().lstrip("#"), r)
         rows.append((r, row))
     if len(locales) > 1:
         raise SpreadsheetError(f"{name} mixes languages ({', '.join(locales)}): one language per file")
     if not locales:
         raise SpreadsheetError(f"{name} has no language in its locale column")
-    return Sheet(next(iter(locales)), rows)
+    if len(revisions) > 1:
+        raise SpreadsheetError(f"{name} mixes rows of two exports (revisions {', '.join(revisions)} in the revision "
+                               "column): export again and redo the edits in one file")
+    number = next(iter(revisions), None)
+    if number is not None and not number.isdigit():
+        raise SpreadsheetError(f"{name} row {revisions[number]}: revision {number!r} is not a revision number; the "
+                               "revision column is written by the export and is not edited")
+    return Sheet(next(iter(locales)), rows, int(number) if number else None)
 
 
 @dataclass

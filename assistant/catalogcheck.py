@@ -33,6 +33,17 @@ SAFETY_CONTEXTS = ("text:escalation.emergency", "text:escalation.call_now", "tex
                    "text:triage.below_threshold", "text:help", "text:fallback", "text:stop", "text:start",
                    # on a call: what a caller hears first in an emergency, before a transfer, and when nobody answers
                    "voice:escalation.emergency", "voice:escalation.call_now", "voice:no_answer", "voice:goodbye")
+# Every text the code itself sends (conversation.py, voice.py): a revision whose English lacks one would
+# answer with an error, or in English, so it cannot be published (tests/test_catalogcheck.py keeps this list
+# complete by reading the code). Topic texts and a rule's advice are required by the topic or rule itself.
+CODE_TEXTS = ("text:escalation.emergency", "text:escalation.call_now", "text:stop", "text:start", "text:help",
+              "text:fallback", "text:thanks", "text:empty", "text:media_only", "text:menu", "text:did_you_mean",
+              "text:language.menu", "text:language.set", "text:more.hint", "text:more.none", "text:source",
+              "text:triage.low_temperature", "text:triage.below_threshold",
+              "voice:escalation.emergency", "voice:escalation.call_now", "voice:no_answer", "voice:goodbye",
+              "voice:welcome", "voice:ask", "voice:option", "voice:menu.more", "voice:menu.end", "voice:after",
+              "voice:after.keypad", "voice:language.option", "voice:language.more", "voice:no_input",
+              "voice:wrong_key", "voice:not_understood", "voice:transfer", "voice:texted", "voice:not_texted")
 # Words the carriers act on themselves (../shared/twilio.md): a keyword equal to one of them would opt a
 # parent out, back in, or get the carrier's help text instead of ours.
 CARRIER_WORDS = frozenset({"stop", "stopall", "unsubscribe", "cancel", "end", "quit", "revoke", "optout",
@@ -159,6 +170,7 @@ def check_content(content: Mapping[str, bytes], *, serve_unreviewed: bool = True
     where = _Locator(catalog.source, files)
     for p in check(catalog):  # load problems (placeholders, braces...) and the budget checks
         problems.append(Problem(p.locale, where.relocate(p.locale, p.where), p.message, p.severity))
+    problems += _code_texts(catalog.source)
     problems += _safety(catalog, files, where)
     problems += _digits(catalog, where)
     problems += _carrier_words(catalog, where)
@@ -216,6 +228,23 @@ class _Locator:
         if where.startswith(("locales/", "messages/")):
             return where
         return self(locale, _context_of(where))
+
+
+def missing_code_texts(source: Source) -> list[str]:
+    """The texts the code sends (and the advice its rules name) that ``source`` does not define."""
+    known = {e.context for e in source.entries}
+    wanted = [*CODE_TEXTS, *(f"text:{r.advice}" for r in source.rules if r.advice)]
+    return [ctx for ctx in dict.fromkeys(wanted) if ctx not in known]
+
+
+def _code_texts(source: Source) -> list[Problem]:
+    out = []
+    for ctx in missing_code_texts(source):
+        kind, key = ctx.split(":", 1)
+        name = VOICE_FILE if kind == "voice" else "system.toml"
+        out.append(Problem(SOURCE_LOCALE, f"messages/{name} ({ctx})", f'"{key}" is missing from [texts]: the service '
+                           "sends this text (every language would get an error or English instead); put it back"))
+    return out
 
 
 def _safety(catalog: Catalog, files: Mapping[str, PoFile], where: _Locator) -> list[Problem]:

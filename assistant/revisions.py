@@ -24,8 +24,9 @@ import threading
 import time
 import weakref
 import zipfile
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from types import MappingProxyType
 
 from flask import Flask
 from sqlalchemy import func, select
@@ -34,7 +35,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from .catalog import SOURCE_LOCALE, Catalog, CatalogStore
-from .catalogcheck import Content, Report, build, check_content, read_dirs
+from .catalogcheck import Content, Report, build, check_content, missing_code_texts, read_dirs
 from .models import CatalogRevision, utcnow
 from .pofile import parse_po
 from .source import SourceError
@@ -172,7 +173,7 @@ def _rebase_po(locale: str, base: bytes | None, ours: bytes, theirs: bytes) -> t
     ours_lines = ours_text.split("\n")
     ours_blocks = _entry_blocks(ours_text, files[1])
     theirs_blocks = _entry_blocks(theirs_text, files[2])
-    conflicts, replace, append = [], {}, []
+    conflicts, swaps, append = [], {}, []
     for key in [*o, *(k for k in b if k not in o)]:
         mine, before, now = _meaning(o.get(key)), _meaning(b.get(key)), _meaning(t.get(key))
         if mine in (before, now):
@@ -183,13 +184,13 @@ def _rebase_po(locale: str, base: bytes | None, ours: bytes, theirs: bytes) -> t
             continue
         block = [] if key not in o else ours_lines[slice(*ours_blocks[key])]
         if key in t:
-            replace[theirs_blocks[key]] = block
+            swaps[theirs_blocks[key]] = block
         else:
             append.append(block)
     if conflicts:
         return theirs, conflicts
     lines = theirs_text.split("\n")
-    for (start, end), block in sorted(replace.items(), reverse=True):
+    for (start, end), block in sorted(swaps.items(), reverse=True):
         if not block and start > 0 and end < len(lines) and not lines[start - 1].strip() and not lines[end].strip():
             end += 1  # a removed entry takes its blank line with it
         lines[start:end] = block
@@ -309,8 +310,13 @@ def get(session: Session, number: int) -> CatalogRevision | None:
 # --- every process follows the live revision ----------------------------------------------------------
 
 
-def build_revision(content: Content, serve_unreviewed: bool) -> Catalog:
-    """The catalog of a stored revision, or :class:`PublishError` if it cannot be served as it is."""
+def build_revision(content: Content, serve_unreviewed: bool,
+                   repository: Content | Callable[[], Content] | None = None, number: int | None = None) -> Catalog:
+    """The catalog of a stored revision, or :class:`PublishError` if it cannot be served as it is.
+
+    A revision stored before a code update that added a text lacks that text: with ``repository`` (the files
+    deployed with the code), those texts are served from them, in every language they have, and a warning is
+    logged, until a revision with them is published; without, the revision is refused."""
     try:
         catalog, _files, problems = build(content, serve_unreviewed=serve_unreviewed)
     except (SourceError, ValueError, KeyError) as exc:
@@ -318,6 +324,28 @@ def build_revision(content: Content, serve_unreviewed: bool) -> Catalog:
     errors = [p for p in problems if p.severity == "error"] + list(catalog.errors)
     if errors:
         raise PublishError(f"{len(errors)} error(s), first: {errors[0]}")
+    missing = missing_code_texts(catalog.source)
+    if missing:
+        files = repository() if callable(repository) else repository
+        if files is None:
+            raise PublishError(f"its English lacks texts the service sends: {', '.join(missing)}")
+        try:
+            deployed, _files, _problems = build(files, serve_unreviewed=serve_unreviewed)
+        except (SourceError, ValueError, KeyError) as exc:
+            raise PublishError(f"its English lacks {', '.join(missing)} and the repository's does not load") from exc
+        lacking = [ctx for ctx in missing if ctx not in deployed.texts[SOURCE_LOCALE]]
+        if lacking:
+            raise PublishError(f"its English lacks texts the service sends, and so do the repository's files: "
+                               f"{', '.join(lacking)}")
+        texts = {locale: dict(by_ctx) for locale, by_ctx in catalog.texts.items()}
+        for locale, by_ctx in deployed.texts.items():
+            for ctx in missing:
+                if ctx in by_ctx and locale in texts:
+                    texts[locale][ctx] = by_ctx[ctx]
+        catalog = replace(catalog, texts=MappingProxyType({k: MappingProxyType(v) for k, v in texts.items()}))
+        log.warning("catalog revision #%s lacks texts this version of the code sends (%s): they are served from "
+                    "the repository's files; publish a revision with them (assistant catalog check lists them)",
+                    number, ", ".join(missing), extra={"event": "catalog.code_texts", "revision": number})
     return catalog
 
 
@@ -325,8 +353,9 @@ class CatalogWatcher:
     """Keeps one process's :class:`CatalogStore` on the live revision."""
 
     def __init__(self, store: CatalogStore, engine: Engine, *, serve_unreviewed: bool = True,
-                 poll_seconds: float = POLL_SECONDS) -> None:
+                 poll_seconds: float = POLL_SECONDS, repository: Callable[[], Content] | None = None) -> None:
         self.store = store
+        self.repository = repository  # the files deployed with the code: texts a revision from before lacks
         self.engine = engine
         self.serve_unreviewed = serve_unreviewed
         self.poll_seconds = poll_seconds
@@ -354,7 +383,7 @@ class CatalogWatcher:
                     data = row.content if row is not None else None
                 if data is None:
                     return False
-                catalog = build_revision(unpack(data), self.serve_unreviewed)
+                catalog = build_revision(unpack(data), self.serve_unreviewed, self.repository, newest)
             except SQLAlchemyError:
                 return False
             except Exception as exc:  # a broken revision must never take the worker down
@@ -409,7 +438,8 @@ def init_app(app: Flask) -> None:
     watcher = CatalogWatcher(assistant.store, app.extensions["read_engine"],
                              serve_unreviewed=settings.serve_unreviewed,
                              poll_seconds=float(app.config.get("CATALOG_POLL_SECONDS")
-                                                or os.environ.get("CATALOG_POLL_SECONDS") or POLL_SECONDS))
+                                                or os.environ.get("CATALOG_POLL_SECONDS") or POLL_SECONDS),
+                             repository=lambda: repository_content(app))
     app.extensions["catalog_watcher"] = watcher
     watcher.poll()
     if watcher.poll_seconds > 0:  # 0: no watching (bench/publish.py measures what watching costs)

@@ -236,3 +236,47 @@ def test_check_content_reads_the_same_as_the_service(tree):
     assert report.errors == []
     assert report.catalog.languages == SMALL
 
+
+
+# --- every text the code sends is required (finding 4) ---------------------------------------------------
+
+
+def _drop_text(tree: Path, key: str) -> None:
+    system = tree / "messages" / "system.toml"
+    text = system.read_text("utf-8")
+    kept = [line for line in text.split("\n") if not line.startswith(f'"{key}" = ')]
+    assert len(kept) == len(text.split("\n")) - 1
+    system.write_text("\n".join(kept), "utf-8")
+
+
+@pytest.mark.parametrize("key", ["escalation.emergency", "thanks", "more.hint"])
+def test_a_text_the_service_sends_deleted_from_the_english_is_an_error(runner, tree, key):
+    _drop_text(tree, key)
+    result = run_check(runner, tree)
+    assert result.exit_code == 1, result.output
+    assert f'error: [en] messages/system.toml (text:{key}): "{key}" is missing from [texts]: the service sends ' \
+           "this text" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_voice_prompt_deleted_is_an_error(runner, tree):
+    voice = tree / "messages" / "voice.toml"
+    voice.write_text("\n".join(line for line in voice.read_text("utf-8").split("\n")
+                               if not line.startswith('"welcome" = ')), "utf-8")
+    result = run_check(runner, tree)
+    assert result.exit_code == 1
+    assert 'error: [en] messages/voice.toml (voice:welcome): "welcome" is missing from [texts]' in result.output
+
+
+def test_the_list_of_texts_the_code_sends_is_complete():
+    """Every "text:..." and "voice:..." the code names is in CODE_TEXTS (a new one must be added there), except
+    the voice versions of texts that are used only when present."""
+    from assistant.catalogcheck import CODE_TEXTS
+
+    named = set()
+    for path in (ROOT / "assistant").glob("*.py"):
+        if path.name in ("catalogcheck.py", "source.py", "extract.py"):
+            continue
+        named |= set(re.findall(r'"((?:text|voice):[a-z_.]+[a-z_])"', path.read_text("utf-8")))
+    named |= {f"text:{level}" for level in ("escalation.emergency", "escalation.call_now")}  # f"text:escalation.{..}"
+    assert named - set(CODE_TEXTS) == set()

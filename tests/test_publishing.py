@@ -318,3 +318,31 @@ def test_rollback_to_a_draft_is_refused(app, tmp_path):
     assert result.exit_code == 1
     assert f"revision #{draft} is a draft: it was never live" in result.output
     assert f"assistant catalog publish --draft {draft}" in result.output
+
+
+def test_a_live_revision_from_before_a_code_update_still_serves_the_new_texts(database_url, tmp_path, caplog):
+    """The code (and the repository's files) send "text:thanks"; the live revision, published before, has none:
+    the text comes from the repository's files, in the caregiver's language, and the log says so."""
+    from .test_catalogcheck import _drop_text
+
+    first = make_app(database_url, tmp_path, "first")
+    old = read_tree(tmp_path / "repo")
+    older = tmp_path / "older"
+    small_tree(older)
+    _drop_text(older, "thanks")
+    content = read_tree(older)
+    with first.app_context(), first.extensions["sessionmaker"]() as session:
+        session.add(CatalogRevision(parent_id=None, created_by="Ana", note="before the update", kind="publish",
+                                    draft=False, digest=digest(content), content=pack(content), changes="{}"))
+        session.commit()
+    with caplog.at_level(logging.WARNING, logger="assistant.revisions"):
+        again = make_app(database_url, tmp_path, "again")  # the new code's first look at the live revision
+    assert again.extensions["catalog_watcher"].revision == 1
+    assert "catalog revision #1 lacks texts this version of the code sends (text:thanks)" in caplog.text
+    thanks = re.search(r'msgctxt "text:thanks"\nmsgid ".*"\nmsgstr "(.*)"',
+                       old["locales/es/LC_MESSAGES/messages.po"].decode()).group(1)
+    assert reply(again, "gracias") == thanks.replace("{care_team}", CARE_TEAM)
+    for app in (first, again):
+        app.extensions["recorder"].close()
+        app.extensions["engine"].dispose()
+        app.extensions["read_engine"].dispose()

@@ -30,7 +30,16 @@ from .revisions import (
     unpack,
 )
 from .source import SourceError, split_list
-from .spreadsheets import Change, SpreadsheetError, apply_sheet, edit_po, read_sheet
+from .spreadsheets import (
+    Change,
+    SpreadsheetError,
+    apply_sheet,
+    edit_po,
+    language_scripts,
+    letters_lost,
+    lost_letters_message,
+    read_sheet,
+)
 
 __all__ = ["POLL_SECONDS", "Refused", "Stored", "add_keyword", "import_po", "import_sheet", "publish",
            "publish_draft", "review", "rollback"]
@@ -232,6 +241,7 @@ def import_po(session: Session, app: Flask, data: bytes, locale: str, *, by: str
     _rev, content = live_content(session, repository_content(app))
     if po_path(locale) not in content:
         raise Refused(f"there is no language {locale!r}")
+    _refuse_lost_letters(content[po_path(locale)], data, locale)
     new = dict(content)
     new[po_path(locale)] = data
     report = check_content(new)
@@ -242,6 +252,22 @@ def import_po(session: Session, app: Flask, data: bytes, locale: str, *, by: str
                          kind="import", draft=True), report)
     _audit(session, by, "catalog.import", f"{locale} .po", f"draft revision #{done.id}: {done.summary}")
     return done
+
+
+def _refuse_lost_letters(old: bytes, new: bytes, locale: str) -> None:
+    """Refuse a .po whose changed translations lost their letters (saved in a code page, not UTF-8)."""
+    before, after = parse_po(old), parse_po(new)
+    if after.errors:
+        return  # the check reports it with its line
+    have = before.by_context()
+    scripts = language_scripts(e.msgstr for e in have.values())
+    changed = [(k, e) for k, e in after.by_context().items() if k not in have or have[k].msgstr != e.msgstr]
+    damaged = [(k, f"line {e.msgstr_lineno}", e.msgstr) for k, e in changed
+               if letters_lost(have[k].msgstr if k in have else "", e.msgstr, scripts)]
+    if damaged:
+        raise Refused(lost_letters_message(f"this {locale} .po file", locale, damaged, len(changed),
+                                           "It was saved in an encoding that cannot hold the language's letters. "
+                                           "Nothing was stored: open the original in Poedit and save it as UTF-8"))
 
 
 def _language_file(content: Content, locale: str):

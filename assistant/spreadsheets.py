@@ -16,6 +16,7 @@ import csv
 import hashlib
 import io
 import re
+import unicodedata
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,6 +158,7 @@ class Sheet:
     locale: str
     rows: list[tuple[int, dict[str, str]]]  # (spreadsheet row number, column -> text)
     revision: int | None = None  # the revision it was exported from (None: an older export, without the column)
+    name: str = ""  # the file's name, for messages
 
 
 def _cell_text(value, where: str) -> str:
@@ -255,7 +257,7 @@ def read_sheet(path: Path, data: bytes | None = None) -> Sheet:
     if number is not None and not number.isdigit():
         raise SpreadsheetError(f"{name} row {revisions[number]}: revision {number!r} is not a revision number; the "
                                "revision column is written by the export and is not edited")
-    return Sheet(next(iter(locales)), rows, int(number) if number else None)
+    return Sheet(next(iter(locales)), rows, int(number) if number else None, name)
 
 
 @dataclass
@@ -334,9 +336,67 @@ def apply_sheet(content: Content, sheet: Sheet, locale: str | None = None) -> Im
             continue
         out.changes.append(Change(key, first, old, new, reviewed, was_reviewed))
         edits.append((old_entry, key, new, reviewed))
+    scripts = language_scripts(e.msgstr for e in have.values())
+    damaged = [(c.key, f"row {c.row}", c.new) for c in out.changes
+               if c.old != c.new and letters_lost(c.old, c.new, scripts)]
+    if damaged:
+        raise SpreadsheetError(lost_letters_message(sheet.name or "this file", locale, damaged,
+                                                    sum(c.old != c.new for c in out.changes)))
     if edits:
         out.content[po_path(locale)] = edit_po(text, edits, entries).encode("utf-8")
     return out
+
+
+# --- letters lost on the way (a file saved in a code page that cannot hold them) ------------------------
+
+_LOST_MARK = re.compile(r"\?(?=[^\W_]|\?)|\ufffd")  # "?" inside a word or in a run ("s?t", "?? ??"), U+FFFD
+
+
+def _scripts(text: str) -> set[str]:
+    """The scripts of the letters of ``text`` other than Latin: {"HANGUL"}, {"CJK"}, {"CYRILLIC"}..."""
+    out = set()
+    for ch in text:
+        if ch.isalpha() and ord(ch) > 0x24F:
+            name = unicodedata.name(ch, "")
+            if name and not name.startswith("LATIN"):
+                out.add(name.split()[0])
+    return out
+
+
+def letters_lost(old: str, new: str, language_scripts: set[str] = frozenset()) -> bool:
+    """True when ``new`` looks like ``old`` after a save that could not hold its letters: letters turned into
+    "?" (Excel's plain CSV) or U+FFFD, or none of the language's own script left."""
+    if not new.strip():
+        return False
+    if len(_LOST_MARK.findall(new)) > len(_LOST_MARK.findall(old)) and (
+            any(ord(ch) > 127 and ch.isalpha() for ch in old) or language_scripts or "\ufffd" in new):
+        return True
+    expected = _scripts(old) if old.strip() else set(language_scripts)
+    return bool(expected) and any(ch.isalpha() for ch in new) and not expected & _scripts(new)
+
+
+def language_scripts(texts) -> set[str]:
+    """The non-Latin script a language is written in, when most of its translations use one."""
+    counts: dict[str, int] = {}
+    total = 0
+    for text in texts:
+        if text.strip():
+            total += 1
+            for script in _scripts(text):
+                counts[script] = counts.get(script, 0) + 1
+    return {script for script, n in counts.items() if n * 2 > total}
+
+
+_CSV_HINT = ("Saving as Excel's 'CSV (Comma delimited)' replaces every letter it cannot hold with '?'. Nothing was "
+             "imported: export again and use the .xlsx file, or save as 'CSV UTF-8 (Comma delimited)'")
+
+
+def lost_letters_message(name: str, locale: str, damaged: list[tuple[str, str, str]], total: int,
+                         hint: str = _CSV_HINT) -> str:
+    """One message for a file whose letters were lost: ``damaged`` holds (key, "row 12" or "line 40", new text)."""
+    key, at, text = min(damaged, key=lambda d: not d[0].startswith("text:escalation."))  # the worst first
+    return (f"{name} lost its letters: {len(damaged)} of the {total} changed {locale} translations have '?' (or "
+            f"no letters of the language) where the text had letters, e.g. {at} ({key}): {text[:40]!r}. {hint}")
 
 
 def _escape(value: str) -> str:

@@ -199,3 +199,65 @@ def test_a_broken_language_file_is_not_exported(app, tmp_path):
     result = cli(app, "export", "es", "-o", str(tmp_path / "es.xlsx"))
     assert result.exit_code == 1 and "does not read" in result.output
     assert read_tree(tmp_path / "repo")  # still there, untouched
+
+
+# --- a file that lost its letters is refused (finding 1) -----------------------------------------------
+
+
+@pytest.fixture
+def app_ko(database_url, tmp_path):
+    from .test_catalogcheck import small_tree
+
+    small_tree(tmp_path / "repo", ("en", "es", "ko", "vi"))
+    app = make_app(database_url, tmp_path, "a")
+    yield app
+    app.extensions["catalog_watcher"].stop()
+    app.extensions["recorder"].close()
+    app.extensions["engine"].dispose()
+    app.extensions["read_engine"].dispose()
+
+
+def excel_plain_csv(path: Path, text_rows_only: bool = False) -> None:
+    """What Excel's "CSV (Comma delimited)" does to a language its code page lacks: every such letter is "?"."""
+    lines = path.read_bytes().decode("utf-8-sig").split("\r\n")
+    if text_rows_only:
+        lines = [lines[0], *(x for x in lines[1:] if x.startswith("text:"))]
+    path.write_bytes("\r\n".join(lines).encode("ascii", "replace"))
+
+
+@pytest.mark.parametrize("text_rows_only", [False, True])
+def test_a_csv_whose_letters_became_question_marks_is_refused_in_one_message(app_ko, tmp_path, text_rows_only):
+    path = export_file(app_ko, tmp_path, "ko", "csv")
+    excel_plain_csv(path, text_rows_only)
+    result = cli(app_ko, "import", str(path), "--by", "Min")
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert re.match(r"Error: ko\.csv lost its letters: \d+ of the \d+ changed ko translations have '\?' \(or no "
+                    r"letters of the language\) where the text had letters, e\.g\. row \d+ \(text:escalation"
+                    r"\.emergency\): '\?\?", lines[0]), result.output
+    assert "save as 'CSV UTF-8 (Comma delimited)'" in lines[0]
+    assert "draft" not in cli(app_ko, "history").output
+
+
+def test_a_vietnamese_edit_with_lost_letters_is_refused_and_a_real_question_is_not(app_ko, tmp_path):
+    path = export_file(app_ko, tmp_path, "vi")
+    set_cell(path, "text:more.none", "translation", "H?t r?i. Nh?n MENU d? xem ch? d?.")
+    result = cli(app_ko, "import", str(path), "--by", "Lan")
+    assert result.exit_code == 1 and "vi.xlsx lost its letters: 1 of the 1 changed vi translations" in result.output
+    path = export_file(app_ko, tmp_path, "es")
+    row = set_cell(path, "text:more.none", "translation", "¿Eso es todo? Escriba MENU para ver los temas.")
+    result = cli(app_ko, "import", str(path), "--by", "Rosa")
+    assert result.exit_code == 0, result.output
+    assert f"row {row}: text:more.none: changed" in result.output
+
+
+def test_a_po_upload_whose_letters_were_lost_is_refused(app_ko, tmp_path):
+    from assistant.publishing import Refused, import_po
+
+    data = (tmp_path / "repo/locales/ko/LC_MESSAGES/messages.po").read_bytes()
+    damaged = data.decode("utf-8").encode("ascii", "replace")
+    with app_ko.app_context(), app_ko.extensions["sessionmaker"]() as session, pytest.raises(Refused) as refused:
+        import_po(session, app_ko, damaged, "ko", by="Min")
+    assert refused.value.message.startswith("this ko .po file lost its letters: ")
+    assert "save it as UTF-8" in refused.value.message

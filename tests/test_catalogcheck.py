@@ -75,6 +75,12 @@ def test_unterminated_string_is_an_error_with_file_and_line(runner, tree):
 
 @pytest.mark.parametrize(("raw", "message"), [
     (r'msgstr "Llame al {care_team}\q"', r"bad escape \q"),
+    # escapes gettext knows but Babel, which the service reads with, leaves as typed (finding 2)
+    ("msgstr \"Perdón, no entend\\'í. Llame a su equipo: {care_team}.\"",
+     r"bad escape \': the service would send the backslash as typed; write the apostrophe itself"),
+    (r'msgstr "¿Perdón\? Llame a su equipo: {care_team}."', r"bad escape \?"),
+    (r'msgstr "Perd\363n. Llame a su equipo: {care_team}."', r"bad escape \3"),
+    (r'msgstr "Perd\x110000n. Llame a su equipo: {care_team}."', r"bad escape \x"),
     ('msgstr "Llame" al "{care_team}"', "unexpected text after the closing quote"),
     ("msgstr Llame al {care_team}", "a string must start with a double quote"),
 ])

@@ -18,6 +18,7 @@ import io
 import re
 import unicodedata
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -176,26 +177,83 @@ def _cell_text(value, where: str) -> str:
                            "and type it again")
 
 
+# A workbook exported here is well under a megabyte unpacked (the largest language, thousands of keyword rows,
+# about 1 MB) and has a dozen parts; Excel adds a few. Past these limits a file is not an export (a "zip bomb"
+# of 300 KB can unpack to 300 MB): it is refused before anything is unpacked into memory.
+MAX_UNPACKED_BYTES = 20_000_000
+MAX_PARTS = 300
+_DOCTYPE = re.compile(rb"<!(?:DOCTYPE|ENTITY)", re.I)
+
+
+def _check_parts(data: bytes, name: str) -> None:
+    """Refuse a workbook that unpacks to too much, has too many parts, or declares XML entities (a DOCTYPE:
+    Excel never writes one), reading each part in bounded pieces: a part's declared size may lie."""
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise SpreadsheetError(f"{name} is not an Excel workbook (.xlsx): {type(exc).__name__}") from exc
+    with zf:
+        parts = zf.infolist()
+        if len(parts) > MAX_PARTS:
+            raise SpreadsheetError(f"{name} has {len(parts)} parts inside: it is not a spreadsheet from `assistant "
+                                   "catalog export`")
+        if sum(p.file_size for p in parts) > MAX_UNPACKED_BYTES:
+            raise SpreadsheetError(f"{name} unpacks to more than {MAX_UNPACKED_BYTES // 1_000_000} MB: it is not a "
+                                   "spreadsheet from `assistant catalog export`")
+        total = 0
+        for part in parts:
+            tail = b""
+            try:
+                with zf.open(part) as fh:
+                    while chunk := fh.read(1 << 20):
+                        total += len(chunk)
+                        if total > MAX_UNPACKED_BYTES:
+                            raise SpreadsheetError(f"{name} unpacks to more than {MAX_UNPACKED_BYTES // 1_000_000} "
+                                                   "MB: it is not a spreadsheet from `assistant catalog export`")
+                        if _DOCTYPE.search(tail + chunk):
+                            raise SpreadsheetError(f"{name}: {part.filename} declares XML entities (a DOCTYPE), "
+                                                   "which Excel never writes; it is refused. Export again")
+                        tail = chunk[-16:]
+            except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError, zlib.error) as exc:
+                raise SpreadsheetError(f"{name} is damaged ({part.filename}: {type(exc).__name__}): open it in "
+                                       "Excel and save it again, or export again") from exc
+
+
 def read_xlsx(data: bytes, name: str) -> list[tuple[int, list[str]]]:
+    from xml.etree.ElementTree import ParseError
+
     from openpyxl import load_workbook
     from openpyxl.utils.exceptions import InvalidFileException
 
+    _check_parts(data, name)
     try:
         wb = load_workbook(io.BytesIO(data), data_only=False, read_only=True)
+    except ParseError as exc:
+        raise SpreadsheetError(f"{name} is damaged (ParseError): open it in Excel and save it again, or export "
+                               "again") from exc
     except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError, ValueError) as exc:
         raise SpreadsheetError(f"{name} is not an Excel workbook (.xlsx): {type(exc).__name__}") from exc
-    ws = wb.worksheets[0]
     out = []
-    for r, row in enumerate(ws.iter_rows(), 1):
-        cells = []
-        for c, cell in enumerate(row):
-            column = COLUMNS[c] if c < len(COLUMNS) else f"column {c + 1}"
-            if cell.data_type == "f" or (isinstance(cell.value, str) and cell.value.startswith("=")
-                                         and cell.data_type != "s"):
-                raise SpreadsheetError(f"{name} row {r}, {column}: a formula ({str(cell.value)[:30]}) is not "
-                                       "allowed; type the text itself")
-            cells.append(_cell_text(cell.value, f"{name} row {r}, {column}"))
-        out.append((r, cells))
+    try:
+        ws = wb.worksheets[0]
+        for r, row in enumerate(ws.iter_rows(), 1):
+            cells = []
+            for c, cell in enumerate(row):
+                column = COLUMNS[c] if c < len(COLUMNS) else f"column {c + 1}"
+                if cell.data_type == "f" or (isinstance(cell.value, str) and cell.value.startswith("=")
+                                             and cell.data_type != "s"):
+                    raise SpreadsheetError(f"{name} row {r}, {column}: a formula ({str(cell.value)[:30]}) is not "
+                                           "allowed; type the text itself")
+                cells.append(_cell_text(cell.value, f"{name} row {r}, {column}"))
+            out.append((r, cells))
+    except SpreadsheetError:
+        raise
+    except (ParseError, KeyError, IndexError, ValueError, TypeError, AttributeError, OSError, EOFError,
+            zipfile.BadZipFile, zlib.error) as exc:
+        raise SpreadsheetError(f"{name} is damaged ({type(exc).__name__}): open it in Excel and save it again, or "
+                               "export again") from exc
+    finally:
+        wb.close()
     return out
 
 

@@ -261,3 +261,44 @@ def test_a_po_upload_whose_letters_were_lost_is_refused(app_ko, tmp_path):
         import_po(session, app_ko, damaged, "ko", by="Min")
     assert refused.value.message.startswith("this ko .po file lost its letters: ")
     assert "save it as UTF-8" in refused.value.message
+
+
+# --- broken or hostile workbooks are clear errors, never a 500 or a memory blow-up (finding 10) -----------
+
+
+def rewrite_part(path: Path, part: str, change) -> None:
+    import zipfile
+
+    with zipfile.ZipFile(path) as zf:
+        parts = {i.filename: zf.read(i) for i in zf.infolist()}
+    parts[part] = change(parts[part])
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for filename, data in parts.items():
+            zf.writestr(filename, data)
+
+
+@pytest.mark.parametrize(("breakage", "message"), [
+    ("malformed sheet", r"es\.xlsx is damaged \(ParseError\): open it in Excel and save it again, or export again"),
+    ("malformed row", r"es\.xlsx is damaged \(ParseError\): open it in Excel and save it again, or export again"),
+    ("entity", r"es\.xlsx: xl/worksheets/sheet1\.xml declares XML entities \(a DOCTYPE\), which Excel never writes"),
+    ("zip bomb", r"es\.xlsx unpacks to more than 20 MB: it is not a spreadsheet from `assistant catalog export`"),
+])
+def test_a_broken_or_hostile_workbook_is_a_clear_error(app, tmp_path, breakage, message):
+    path = export_file(app, tmp_path)
+    if breakage == "malformed sheet":
+        rewrite_part(path, "xl/worksheets/sheet1.xml", lambda x: x[:len(x) // 2])
+    elif breakage == "malformed row":  # the sheet opens; a row far down does not read
+        rewrite_part(path, "xl/worksheets/sheet1.xml", lambda x: x.replace(b"</row>", b"</rw>", 50)
+                     .replace(b"</rw>", b"</row>", 49))
+    elif breakage == "entity":
+        doctype = b'<!DOCTYPE worksheet [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">]>'
+        rewrite_part(path, "xl/worksheets/sheet1.xml", lambda x: doctype + x[x.index(b"<worksheet"):]
+                     .replace(b"<t>text:help</t>", b"<t>&b;</t>"))
+    else:
+        rewrite_part(path, "xl/worksheets/sheet1.xml", lambda x: x.replace(b"</worksheet>", b" " * 60_000_000
+                                                                                + b"</worksheet>"))
+        assert path.stat().st_size < 1_000_000
+    result = cli(app, "import", str(path), "--by", "Rosa")
+    assert result.exit_code == 1, result.output
+    assert re.search(message, result.output), result.output
+    assert "Traceback" not in result.output

@@ -308,6 +308,8 @@ def review_command(locale: str, keys: tuple[str, ...], by: str) -> None:
     if done is None:
         click.echo(f"{len(keys)} entr{'y' if len(keys) == 1 else 'ies'} already reviewed; recorded by {by}")
         return
+    for line in done.lines:
+        click.echo(line)
     edited = len(keys)
     click.echo(f"revision #{done.id}: {edited} entr{'y' if edited == 1 else 'ies'} of {locale} reviewed by {by} "
                f"({done.summary})")

@@ -35,6 +35,7 @@ from .spreadsheets import (
     SpreadsheetError,
     apply_sheet,
     edit_po,
+    is_stale,
     language_scripts,
     letters_lost,
     lost_letters_message,
@@ -283,29 +284,39 @@ def _language_file(content: Content, locale: str):
 
 def review(session: Session, app: Flask, locale: str, keys: Iterable[str], *, by: str) -> Stored | None:
     """Mark ``keys`` of ``locale`` reviewed by ``by`` for their exact wording, as a new live revision (None: they
-    were reviewed already; the record is kept)."""
+    were reviewed already; the record is kept). An entry translated from an older English text is reviewed
+    against the English of now: it is written with that English (``Stored.lines`` says so)."""
     keys = list(keys)
     if not by.strip():
         raise Refused("say who reviewed")
     _rev, content = live_content(session, repository_content(app))
     data, parsed = _language_file(content, locale)
     entries = parsed.by_context()
-    edits = []
+    try:
+        source = {e.context: e for e in source_of(content).entries}
+    except SourceError as exc:
+        raise Refused(str(exc)) from exc
+    edits, notes = [], []
     for key in keys:
         e = entries.get(key)
-        if e is None or not e.msgstr.strip():
+        if e is None or not e.msgstr.strip() or key not in source:
             raise Refused(f"{locale} {key}: no translation to review")
-        record(session, locale, key, e.msgid, e.msgstr, by)
-        if e.fuzzy:
+        english = source[key].msgid
+        record(session, locale, key, english, e.msgstr, by)
+        if is_stale(e, english):
+            notes.append(f"{locale} {key}: its English changed since it was translated; reviewed against the "
+                         f"English of now: {english[:80]!r}")
+            edits.append((e, key, e.msgstr, True))
+        elif e.fuzzy:
             edits.append((e, key, e.msgstr, True))
     if not edits:
         _audit(session, by, "catalog.review", f"{locale} {', '.join(keys)}"[:255], "already reviewed; recorded")
         return None
     new = dict(content)
-    new[po_path(locale)] = edit_po(data.decode("utf-8"), edits, {}).encode("utf-8")
+    new[po_path(locale)] = edit_po(data.decode("utf-8"), edits, source).encode("utf-8")
     report = check_content(new)
     done = Stored(_store(session, app, new, report, by=by, note=f"reviewed {locale}: {', '.join(keys)}"[:500],
-                         kind="review"), report)
+                         kind="review"), report, notes)
     _audit(session, by, "catalog.review", f"{locale} {', '.join(keys)}"[:255], f"revision #{done.id}")
     return done
 

@@ -32,6 +32,7 @@ COLUMNS = ("key", "context", "English", "translation", "review", "budget", "loca
 # An export before the "revision" column had the first eight only; it is still read (compared with the live revision).
 _REQUIRED_COLUMNS = COLUMNS[:8]
 REVIEWED, NEEDS_WORK = "reviewed", "needs work"
+STALE = "needs work (English changed)"  # translated from an older English text: check it against the new one
 FORMATS = ("xlsx", "csv")
 _FORMULA_START = ("=", "+", "-", "@")
 
@@ -74,6 +75,11 @@ def budget(template: str, context: str) -> str:
     return f"{_max_units(limit, size.encoding) - extra} characters ({size.encoding}, {limit} SMS)"
 
 
+def is_stale(entry: PoEntry, english: str) -> bool:
+    """The entry was translated from another English text than ``english`` (the current one)."""
+    return entry.msgid != english or (entry.previous_msgid is not None and entry.previous_msgid != entry.msgid)
+
+
 def export_rows(content: Content, locale: str, revision: int | None = None) -> list[Row]:
     """The rows of ``locale``'s spreadsheet (``revision``: the number of the revision ``content`` is)."""
     number = str(revision) if revision else ""
@@ -90,7 +96,7 @@ def export_rows(content: Content, locale: str, revision: int | None = None) -> l
     for e in source.entries:
         have = entries.get(e.context)
         text = have.msgstr if have is not None else ""
-        review = "" if not text else (NEEDS_WORK if have.fuzzy else REVIEWED)
+        review = "" if not text else (STALE if is_stale(have, e.msgid) else NEEDS_WORK if have.fuzzy else REVIEWED)
         where = e.comment
         if e.is_list:
             english = list(split_list(e.msgid))
@@ -370,10 +376,13 @@ def apply_sheet(content: Content, sheet: Sheet, locale: str | None = None) -> Im
         first, row0 = rows[0]
         out.rows[key] = first
         review = next((r["review"].strip().lower() for _n, r in rows if r["review"].strip()), "")
+        if review == STALE.lower():
+            review = NEEDS_WORK
         if review not in ("", REVIEWED, NEEDS_WORK):
             raise SpreadsheetError(f"row {first}: review is {review!r}; write '{REVIEWED}' or '{NEEDS_WORK}'")
         old_entry = have.get(key)
         old = old_entry.msgstr if old_entry is not None else ""
+        stale = old_entry is not None and is_stale(old_entry, entry.msgid)
         if entry.is_list:
             items = [r["translation"].strip() for _n, r in rows if r["translation"].strip()]
             changed = list(split_list(old)) != [i for item in items for i in split_list(item)]
@@ -381,7 +390,7 @@ def apply_sheet(content: Content, sheet: Sheet, locale: str | None = None) -> Im
         else:
             new = row0["translation"] if len(rows) == 1 else "\n".join(r["translation"] for _n, r in rows)
             changed = new != old
-        was_reviewed = bool(old) and old_entry is not None and not old_entry.fuzzy
+        was_reviewed = bool(old) and old_entry is not None and not old_entry.fuzzy and not stale
         if changed and row0["English hash"].strip() and row0["English hash"].strip() != english_hash(entry.msgid):
             raise SpreadsheetError(f"row {first} ({key}): the English changed since this file was exported; export "
                                    "again and redo this row")
@@ -463,7 +472,10 @@ def _escape(value: str) -> str:
 
 
 def edit_po(text: str, edits: list[tuple[PoEntry | None, str, str, bool]], entries) -> str:
-    """``text`` with each entry's msgstr and "Needs work" mark set; everything else left as it is."""
+    """``text`` with each entry's msgstr and "Needs work" mark set; everything else left as it is. With the
+    English source's ``entries`` (msgctxt -> entry), an edited entry is written for the current English: its
+    msgid is the English of now and the previous English ("#|", for a stale entry) is dropped, since the new
+    translation (or review) is of the English of now."""
     lines = text.split("\n")
     appended = []
     for entry, key, new, reviewed in sorted(edits, key=lambda e: -(e[0].lineno if e[0] else 0)):
@@ -476,6 +488,11 @@ def edit_po(text: str, edits: list[tuple[PoEntry | None, str, str, bool]], entri
         while end < len(lines) and lines[end].lstrip().startswith('"'):
             end += 1
         lines[i:end] = [f'msgstr "{_escape(new)}"']
+        english = entries.get(key) if entries else None
+        rewrite = english is not None and (entry.msgid != english.msgid or entry.previous_msgid is not None)
+        if rewrite:
+            m = next(k for k in range(entry.lineno - 1, i) if lines[k].startswith("msgid "))
+            lines[m:i] = [f'msgid "{_escape(english.msgid)}"']
         # the comment lines just above the entry: flags (#,) and the previous English (#|)
         top = entry.lineno - 1
         start = top
@@ -487,8 +504,8 @@ def edit_po(text: str, edits: list[tuple[PoEntry | None, str, str, bool]], entri
         flags = [f for f in flags if f != "fuzzy"]
         if not reviewed:
             flags.insert(0, "fuzzy")
-        else:
-            block = [x for x in block if not x.startswith("#|")]  # reviewed: the old English is done with
+        if reviewed or rewrite:
+            block = [x for x in block if not x.startswith("#|")]  # the old English is done with
             flags_at = next((k for k, x in enumerate(block) if x.startswith("#,")), None)
         flag_line = ["#, " + ", ".join(flags)] if flags else []
         if flags_at is not None:

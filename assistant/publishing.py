@@ -36,6 +36,7 @@ from .spreadsheets import (
     apply_sheet,
     edit_po,
     is_stale,
+    language_read_as,
     language_scripts,
     letters_lost,
     lost_letters_message,
@@ -225,6 +226,13 @@ def import_sheet(session: Session, app: Flask, data: bytes, name: str, locale: s
         key = p.where.rsplit("(", 1)[-1].rstrip(")") if "(" in p.where else ""
         row = imported.rows.get(key)
         problems.append(f"{p.severity}: [{p.locale}] {name} row {row} ({key}): {p.message}" if row else str(p))
+    other = language_read_as(imported.changes, imported.locale, report.catalog.languages) if report.catalog else None
+    if other:
+        from .language import language_label
+
+        problems.append(f"warning: [{imported.locale}] {name}: the changed translations read as "
+                        f"{language_label(other)}, not {language_label(imported.locale)}: check that the file and "
+                        "its locale column are the same language before publishing")
     if report.errors:
         session.rollback()
         raise Refused(f"refused: {len(report.errors)} error(s); nothing was stored", problems, report)

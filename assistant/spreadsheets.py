@@ -166,6 +166,7 @@ class Sheet:
     rows: list[tuple[int, dict[str, str]]]  # (spreadsheet row number, column -> text)
     revision: int | None = None  # the revision it was exported from (None: an older export, without the column)
     name: str = ""  # the file's name, for messages
+    title: str = ""  # an .xlsx's sheet title: the export names it after the language
 
 
 def _cell_text(value, where: str) -> str:
@@ -225,7 +226,7 @@ def _check_parts(data: bytes, name: str) -> None:
                                        "Excel and save it again, or export again") from exc
 
 
-def read_xlsx(data: bytes, name: str) -> list[tuple[int, list[str]]]:
+def read_xlsx(data: bytes, name: str, meta: dict | None = None) -> list[tuple[int, list[str]]]:
     from xml.etree.ElementTree import ParseError
 
     from openpyxl import load_workbook
@@ -242,6 +243,8 @@ def read_xlsx(data: bytes, name: str) -> list[tuple[int, list[str]]]:
     out = []
     try:
         ws = wb.worksheets[0]
+        if meta is not None:
+            meta["title"] = ws.title
         for r, row in enumerate(ws.iter_rows(), 1):
             cells = []
             for c, cell in enumerate(row):
@@ -291,7 +294,8 @@ def read_sheet(path: Path, data: bytes | None = None) -> Sheet:
         data = data if data is not None else Path(path).read_bytes()
     except OSError as exc:
         raise SpreadsheetError(f"cannot read {path}: {exc.strerror}") from exc
-    raw = read_xlsx(data, name) if suffix == "xlsx" else read_csv(data, name)
+    meta: dict = {}
+    raw = read_xlsx(data, name, meta) if suffix == "xlsx" else read_csv(data, name)
     header = [c.strip() for c in raw[0][1][:len(COLUMNS)]] if raw else []
     if header[:len(_REQUIRED_COLUMNS)] != list(_REQUIRED_COLUMNS) or header[len(_REQUIRED_COLUMNS):] not in (
             [], [""], ["revision"]):
@@ -321,7 +325,47 @@ def read_sheet(path: Path, data: bytes | None = None) -> Sheet:
     if number is not None and not number.isdigit():
         raise SpreadsheetError(f"{name} row {revisions[number]}: revision {number!r} is not a revision number; the "
                                "revision column is written by the export and is not edited")
-    return Sheet(next(iter(locales)), rows, int(number) if number else None, name)
+    return Sheet(next(iter(locales)), rows, int(number) if number else None, name, meta.get("title", ""))
+
+
+def _same_language(sheet: Sheet, languages: tuple[str, ...]) -> None:
+    """Refuse a sheet whose locale column names another language than its sheet title or its file name."""
+    stem = Path(sheet.name).stem
+    named = [code for code in languages if re.search(rf"(?<![A-Za-z]){re.escape(code)}(?![A-Za-z])", stem, re.I)]
+    says = []
+    if sheet.title in languages and sheet.title != sheet.locale:
+        says.append(f"the sheet is named {sheet.title!r}")
+    if len(named) == 1 and named[0] != sheet.locale:
+        says.append(f"the file is {sheet.name!r}")
+    if says:
+        raise SpreadsheetError(f"{sheet.name}: the locale column says {sheet.locale!r}, but {' and '.join(says)}: "
+                               "nothing was imported. A file holds one language and its locale column is not "
+                               "edited: export the language you mean and put its translations there")
+
+
+def language_read_as(changes: list, locale: str, languages: tuple[str, ...]) -> str | None:
+    """The language most changed translations read as by their words, when it is not ``locale`` (a warning: a
+    file of one language with another's locale column); None when they read as ``locale`` or cannot tell."""
+    from .language import text_languages
+    from .normalize import phrase_tokens
+    from .vocabulary import Vocabulary, frequency_table
+
+    vocabulary = Vocabulary(frequency_table(tuple(languages)), ())
+    votes: dict[str, int] = {}
+    read = 0
+    for c in changes:
+        if c.old == c.new or not c.new.strip():
+            continue
+        found = text_languages(phrase_tokens(c.new), vocabulary)
+        if not found:
+            continue
+        read += 1
+        best = locale if locale in found else (next(iter(found)) if len(found) == 1 else "")
+        votes[best] = votes.get(best, 0) + 1
+    if read < 3:
+        return None
+    best, count = max(votes.items(), key=lambda kv: kv[1])
+    return best if best and best != locale and count * 2 > read else None
 
 
 @dataclass
@@ -350,6 +394,7 @@ def apply_sheet(content: Content, sheet: Sheet, locale: str | None = None) -> Im
     source = source_of(content)
     if locale not in source.languages:
         raise SpreadsheetError(f"unknown language {locale!r} in the locale column")
+    _same_language(sheet, source.languages)
     entries = {e.context: e for e in source.entries}
     data = content.get(po_path(locale), b"")
     parsed = parse_po(data)

@@ -302,3 +302,41 @@ def test_a_broken_or_hostile_workbook_is_a_clear_error(app, tmp_path, breakage, 
     assert result.exit_code == 1, result.output
     assert re.search(message, result.output), result.output
     assert "Traceback" not in result.output
+
+
+# --- a file of one language is not imported as another (finding 5) ---------------------------------------
+
+
+def set_locale_column(path: Path, locale: str) -> None:
+    if path.suffix == ".xlsx":
+        wb = load_workbook(path)
+        ws = wb.active
+        for r in range(2, ws.max_row + 1):
+            ws.cell(r, COLUMNS.index("locale") + 1).value = locale
+        wb.save(path)
+    else:
+        text = path.read_bytes().decode("utf-8-sig")
+        path.write_bytes(("\ufeff" + text.replace(",es,", f",{locale},")).encode("utf-8"))
+
+
+@pytest.mark.parametrize(("fmt", "says"), [
+    ("xlsx", "the sheet is named 'es' and the file is 'es.xlsx'"),
+    ("csv", "the file is 'es.csv'"),
+])
+def test_a_locale_column_changed_to_another_language_is_refused(app, tmp_path, fmt, says):
+    path = export_file(app, tmp_path, "es", fmt)
+    set_locale_column(path, "fr")
+    result = cli(app, "import", str(path), "--by", "Rosa")
+    assert result.exit_code == 1, result.output
+    assert f"{path.name}: the locale column says 'fr', but {says}: nothing was imported" in result.output
+    assert "draft" not in cli(app, "history").output
+
+
+def test_a_file_whose_text_reads_as_another_language_is_imported_with_a_warning(app, tmp_path):
+    path = export_file(app, tmp_path, "es", "csv")
+    set_locale_column(path, "fr")
+    path = path.rename(tmp_path / "traducciones.csv")  # nothing in the name or the sheet says which language
+    result = cli(app, "import", str(path), "--by", "Rosa")
+    assert result.exit_code == 0, result.output
+    assert "warning: [fr] traducciones.csv: the changed translations read as Spanish (Español), not French " \
+           "(Français): check that the file and its locale column are the same language" in result.output

@@ -268,7 +268,8 @@ def export_command(locale: str, fmt: str, output: str | None) -> None:
 @click.command("import")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--locale", help="The language the file must be (checked against its locale column).")
-@click.option("--by", "by", default="spreadsheet import", help="Your name, for the history.")
+@click.option("--by", "by", default="", help="Your name, for the history; required when the review column marks "
+              "an entry reviewed (the review is recorded under it).")
 @click.option("--note", default="", help="What changed and why.")
 @with_appcontext
 def import_command(file: str, locale: str | None, by: str, note: str) -> None:

@@ -185,6 +185,9 @@ def _describe(c: Change) -> str:
     return f"row {c.row}: {c.key}: {what}" + (f": {c.new[:70]!r}" if c.old != c.new else "")
 
 
+UNNAMED = "spreadsheet import"  # the author of a draft imported without --by (no review may be recorded so)
+
+
 def import_sheet(session: Session, app: Flask, data: bytes, name: str, locale: str | None, *, by: str,
                  note: str = "") -> Stored | None:
     """A spreadsheet from `catalog export`, applied to the live content and stored as a draft (None: nothing
@@ -215,9 +218,15 @@ def import_sheet(session: Session, app: Flask, data: bytes, name: str, locale: s
         english = {e.context: e.msgid for e in source_of(imported.content).entries}
     except SourceError as exc:
         raise Refused(str(exc)) from exc
-    for c in imported.changes:
-        if c.reviewed and c.new:
-            record(session, imported.locale, c.key, english[c.key], c.new, by)
+    reviewed = [c for c in imported.changes if c.reviewed and c.new]
+    if reviewed and by.strip() in ("", UNNAMED):
+        rows = ", ".join(str(c.row) for c in reviewed[:10]) + (" ..." if len(reviewed) > 10 else "")
+        raise Refused(f"the review column marks {len(reviewed)} entr{'y' if len(reviewed) == 1 else 'ies'} reviewed "
+                      f"(row{'s' if len(reviewed) > 1 else ''} {rows}): say who reviewed with --by NAME (a review "
+                      "is recorded with the reviewer's name); nothing was stored")
+    by = by.strip() or UNNAMED
+    for c in reviewed:
+        record(session, imported.locale, c.key, english[c.key], c.new, by)
     report = check_content(imported.content)
     problems = []
     for p in report.problems:

@@ -136,9 +136,30 @@ def test_export_edit_import_publish(app, tmp_path):
 def test_review_column_clears_needs_work(app, tmp_path):
     path = export_file(app, tmp_path)
     row = set_cell(path, "text:start", "review", "reviewed")
-    result = cli(app, "import", str(path))
+    result = cli(app, "import", str(path), "--by", "Dr. Ruiz")
     assert result.exit_code == 0, result.output
     assert f"row {row}: text:start: reviewed" in result.output
+
+
+def test_a_review_column_saying_reviewed_needs_the_reviewers_name(app, tmp_path):
+    """A review is recorded under a name: never "spreadsheet import" (finding 6)."""
+    path = export_file(app, tmp_path)
+    first = set_cell(path, "text:start", "review", "reviewed")
+    second = set_cell(path, "text:stop", "review", "reviewed")
+    result = cli(app, "import", str(path))
+    assert result.exit_code == 1, result.output
+    assert f"the review column marks 2 entries reviewed (rows {min(first, second)}, {max(first, second)}): say who " \
+           "reviewed with --by NAME" in result.output
+    assert "draft" not in cli(app, "history").output
+    from assistant.models import CatalogReview
+
+    with app.extensions["sessionmaker"]() as session:
+        assert session.query(CatalogReview).count() == 0
+    set_cell(path, "text:start", "review", "needs work")
+    set_cell(path, "text:stop", "review", "needs work")
+    set_cell(path, "text:more.none", "translation", "Eso es todo por ahora.")
+    result = cli(app, "import", str(path))  # an edit without a review needs no name
+    assert result.exit_code == 0, result.output
 
 
 def test_import_with_an_error_is_refused_with_its_row(app, tmp_path):

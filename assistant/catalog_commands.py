@@ -27,20 +27,42 @@ def _content(directory: str | None) -> Content:
     return read_dirs(Path(settings.messages_dir), Path(settings.locales_dir))
 
 
-def print_report(report: Report, strict: bool = False) -> bool:
+def _served(directory: str | None) -> tuple[Content, str]:
+    """What to check or count, and what it is: DIRECTORY, else what the service serves (the live revision, or the
+    repository's files while none is published or the database cannot be read)."""
+    if directory:
+        return _content(directory), directory
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .revisions import live_content, repository_content
+
+    files = repository_content(current_app)
+    try:
+        with _session() as session:
+            rev, content = live_content(session, files)
+    except SQLAlchemyError:
+        return files, "the repository's files (the database cannot be read)"
+    if rev is None:
+        return content, "the repository's files (no revision published yet)"
+    return content, f"live revision #{rev} (give a folder to check that folder instead)"
+
+
+def print_report(report: Report, strict: bool = False, what: str = "") -> bool:
     """Print every problem, errors first; True when the content may be published."""
     for p in report.problems:
         click.echo(str(p))
     blocking = report.problems if strict else report.errors
     languages = len(report.catalog.languages) if report.catalog else 0
-    click.echo(f"{languages} languages: {len(report.errors)} error(s), {len(report.warnings)} warning(s)"
+    click.echo(f"{languages} languages{f' in {what}' if what else ''}: {len(report.errors)} error(s), "
+               f"{len(report.warnings)} warning(s)"
                + (" (nothing blocks publishing)" if not blocking else " (fix the errors before publishing)"))
     return not blocking
 
 
 def check_command(directory: str | None, strict: bool) -> None:
-    report = check_content(_content(directory))
-    if not print_report(report, strict):
+    content, what = _served(directory)
+    report = check_content(content)
+    if not print_report(report, strict, what):
         sys.exit(1)
 
 
@@ -48,17 +70,19 @@ def check_command(directory: str | None, strict: bool) -> None:
 @click.argument("directory", required=False, type=click.Path(exists=True, file_okay=False))
 @with_appcontext
 def status_command(directory: str | None) -> None:
-    """One row per language: translated, reviewed, unreviewed, stale, missing, over the SMS budget."""
-    report = check_content(_content(directory))
+    """One row per language: translated, reviewed, unreviewed, stale, missing, over the SMS budget (of DIRECTORY,
+    else of the live revision)."""
+    content, what = _served(directory)
+    report = check_content(content)
     if report.catalog is None:
-        print_report(report)
+        print_report(report, what=what)
         sys.exit(1)
     cols = ("translated", "reviewed", "unreviewed", "stale", "missing", "over budget")
     click.echo(f"{'language':<10}" + "".join(f"{c:>13}" for c in cols))
     for locale, st in report.status.items():
         values = (st.translated, st.reviewed, st.unreviewed, st.stale, st.missing, st.over_budget)
         click.echo(f"{locale:<10}" + "".join(f"{v:>13}" for v in values))
-    click.echo(f"{len(report.errors)} error(s), {len(report.warnings)} warning(s): "
+    click.echo(f"{what}: {len(report.errors)} error(s), {len(report.warnings)} warning(s): "
                "`assistant catalog check` lists them")
 
 

@@ -214,3 +214,21 @@ def test_a_new_translation_imported_reviewed_for_a_changed_english_is_current_an
         app.extensions["recorder"].close()
         app.extensions["engine"].dispose()
         app.extensions["read_engine"].dispose()
+
+
+def test_status_and_check_without_a_folder_read_the_live_revision(app):
+    """After a published review, `status` counts it and says which revision it read (finding 8)."""
+    def es_row():
+        result = cli(app, "status")
+        assert result.exit_code == 0, result.output
+        return next(line.split()[1:] for line in result.output.splitlines() if line.startswith("es ")), result.output
+
+    before, output = es_row()
+    assert "the repository's files (no revision published yet): 0 error(s)" in output
+    assert cli(app, "review", "es", "text:help", "text:fallback", "--by", "Dr. Ruiz").exit_code == 0
+    after, output = es_row()
+    assert int(after[1]) == int(before[1]) + 2 and int(after[2]) == int(before[2]) - 2  # reviewed, unreviewed
+    assert "live revision #2 (give a folder to check that folder instead): 0 error(s)" in output
+    result = cli(app, "check")
+    assert result.exit_code == 0, result.output
+    assert "3 languages in live revision #2 (give a folder to check that folder instead): 0 error(s)" in result.output

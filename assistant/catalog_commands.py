@@ -258,11 +258,12 @@ def pull_command(directory: str) -> None:
 
 @click.command("export")
 @click.argument("locale")
-@click.option("--format", "fmt", type=click.Choice(["xlsx", "csv"]), default="xlsx", show_default=True,
-              help="xlsx keeps every script in Excel; csv is UTF-8 with a BOM.")
+@click.option("--format", "fmt", type=click.Choice(["xlsx", "csv"]), default=None,
+              help="xlsx (the default) keeps every script in Excel; csv is UTF-8 with a BOM. Taken from the -o "
+              "file's name when not given.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="File to write (default: LOCALE.xlsx).")
 @with_appcontext
-def export_command(locale: str, fmt: str, output: str | None) -> None:
+def export_command(locale: str, fmt: str | None, output: str | None) -> None:
     """Write LOCALE's entries of the live catalog as a spreadsheet: key, context, English, translation, review,
     budget (keywords one per row). Edit the translation and review columns only."""
     from sqlalchemy.exc import SQLAlchemyError
@@ -270,6 +271,16 @@ def export_command(locale: str, fmt: str, output: str | None) -> None:
     from .revisions import ensure_first, live_content, repository_content
     from .spreadsheets import SpreadsheetError, export
 
+    if output:
+        suffix = Path(output).suffix.lower().lstrip(".")
+        if suffix not in ("xlsx", "csv"):
+            raise click.ClickException(f"{Path(output).name}: name the file .xlsx or .csv (the format is taken from "
+                                       "its name)")
+        if fmt and fmt != suffix:
+            raise click.ClickException(f"--format {fmt} would write {fmt.upper()} into {Path(output).name}: name "
+                                       f"the file .{fmt}, or leave --format out")
+        fmt = suffix
+    fmt = fmt or "xlsx"
     try:
         with _session() as session:
             ensure_first(session, repository_content(current_app))  # a number the import can compare with
@@ -286,7 +297,7 @@ def export_command(locale: str, fmt: str, output: str | None) -> None:
         path.write_bytes(data)
     except OSError as exc:
         raise click.ClickException(f"cannot write {path}: {exc.strerror}") from exc
-    click.echo(f"wrote {path} ({locale}, from {'revision #' + str(rev) if rev else 'the repository files'})")
+    click.echo(f"wrote {path} ({locale}, {fmt}, from {'revision #' + str(rev) if rev else 'the repository files'})")
 
 
 @click.command("import")

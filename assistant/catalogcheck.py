@@ -189,15 +189,23 @@ def _sort_where(where: str) -> tuple[str, int]:
 
 
 def _dedupe(problems: list[Problem]) -> list[Problem]:
-    # A safety text missing is an error here; the general "not translated" warning for it says less.
+    # A safety text missing is an error here; the general "not translated" warning for it says less. One cause,
+    # one line: a text refused for its placeholders or braces is not also "missing" (twice).
     errors_at = {(p.locale, _context_of(p.where)) for p in problems if p.severity == "error"}
+    cause_at = {(p.locale, _context_of(p.where)) for p in problems
+                if p.severity == "error" and p.message.startswith(("placeholders ", "broken braces"))}
+    missing_at = {(p.locale, _context_of(p.where)) for p in problems if p.message.startswith("safety text missing")}
     out, seen = [], set()
     for p in problems:
         key = (p.locale, p.where, p.message)
+        at = (p.locale, _context_of(p.where))
         if key in seen:
             continue
-        if p.severity != "error" and (p.locale, _context_of(p.where)) in errors_at \
-                and "not translated" in p.message:
+        if p.severity != "error" and at in errors_at and "not translated" in p.message:
+            continue
+        if p.message.startswith(("safety text missing", "safety template missing")) and at in cause_at:
+            continue
+        if p.message.startswith("safety template missing") and at in missing_at:
             continue
         seen.add(key)
         out.append(p)
@@ -330,15 +338,39 @@ def _triage_kept(catalog: Catalog, where: _Locator) -> list[Problem]:
                     continue
                 culprits = [h.target for h in hits if h.target.kind not in ("rule", "topic") or
                             (h.target.kind == "topic" and catalog.topics[h.target.id].level != "call_now")]
-                names = ", ".join(sorted({f"{t.kind} {t.id}" for t in culprits})) or "nothing else"
+                lists = sorted({_list_of(t.kind, t.id) for t in culprits}, key=_blame_order)
                 key = (locale, ctx, item)
                 if key in seen:
                     continue
                 seen.add(key)
-                out.append(Problem(locale, where(locale, ctx), f"'{item}' ({level} symptom) no longer "
-                                   f"escalates when texted: it is read as {names}. Remove the word from that "
-                                   "keyword or word list"))
+                what = f"{kind} {ident}" if kind == "rule" else f"topic {ident}"
+                if not lists:
+                    out.append(Problem(locale, where(locale, ctx), f"'{item}' ({level} symptom, {what}) no longer "
+                                       "escalates when texted alone"))
+                    continue
+                out.append(Problem(locale, where(locale, lists[0]), f"'{item}' ({level} symptom, {what}) no longer "
+                                   f"escalates when texted: it is read as {', '.join(lists)}. Remove what matches it "
+                                   f"from {lists[0]}"))
     return out
+
+
+def _list_of(kind: str, ident: str) -> str:
+    """The list (msgctxt) a phrase index target comes from: ("not_symptom", "not_symptom") -> "cue:not_symptom"."""
+    if kind == "topic":
+        return f"topic:{ident}:keywords"
+    if kind == "rule":
+        return f"rule:{ident}:phrases"
+    if kind == "command":
+        return f"command:{ident}"
+    return f"cue:{ident}"
+
+
+_BLAME = ("cue:not_symptom", "cue:negation", "cue:negation_after", "cue:unsure", "topic:", "command:")
+
+
+def _blame_order(context: str) -> tuple[int, str]:
+    """Which list most likely swallowed a symptom: the everyday phrases and negations before the hints."""
+    return next((i for i, p in enumerate(_BLAME) if context.startswith(p)), len(_BLAME)), context
 
 
 def _indistinct_topics(catalog: Catalog, where: _Locator) -> list[Problem]:

@@ -366,8 +366,9 @@ class CatalogWatcher:
         self._lock = threading.Lock()
         self._stop = threading.Event()
 
-    def poll(self) -> bool:
-        """Look once; swap in a newer live revision. True when the catalog changed."""
+    def poll(self, startup: bool = False) -> bool:
+        """Look once; swap in a newer live revision. True when the catalog changed. ``startup``: the process's
+        first look, logged at DEBUG (a command line tool's output is not a server's log)."""
         try:
             newest = live_id(self.engine)
         except SQLAlchemyError:
@@ -394,8 +395,8 @@ class CatalogWatcher:
                 return False
             self.store.swap(catalog)
             old, self.revision = self.revision, newest
-        log.info("catalog revision #%s is live here (was %s)", newest, old or "the files",
-                 extra={"event": "catalog.swapped", "revision": newest})
+        log.log(logging.DEBUG if startup else logging.INFO, "catalog revision #%s is live here (was %s)", newest,
+                old or "the files", extra={"event": "catalog.swapped", "revision": newest})
         return True
 
 
@@ -441,7 +442,7 @@ def init_app(app: Flask) -> None:
                                                 or os.environ.get("CATALOG_POLL_SECONDS") or POLL_SECONDS),
                              repository=lambda: repository_content(app))
     app.extensions["catalog_watcher"] = watcher
-    watcher.poll()
+    watcher.poll(startup=True)
     if watcher.poll_seconds > 0:  # 0: no watching (bench/publish.py measures what watching costs)
         app.before_request(watcher.ensure_started)
 

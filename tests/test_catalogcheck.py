@@ -182,9 +182,11 @@ def test_a_word_list_that_stops_a_symptom_from_escalating_is_an_error(runner, tr
     set_msgstr(path, "cue:not_symptom", 'msgstr "' + msgstr_of(path, "cue:not_symptom") + ', fiebre"')
     result = run_check(runner, tree)
     assert result.exit_code == 1
-    fever_line = path.read_text("utf-8").split("\n").index('msgctxt "topic:fever:keywords"') + 1
-    assert f"error: [es] locales/es/LC_MESSAGES/messages.po:{fever_line} (topic:fever:keywords): 'fiebre' " \
-           "(call_now symptom) no longer escalates when texted: it is read as not_symptom" in result.output
+    cue_line = path.read_text("utf-8").split("\n").index('msgctxt "cue:not_symptom"') + 1
+    assert f"error: [es] locales/es/LC_MESSAGES/messages.po:{cue_line} (cue:not_symptom): 'fiebre' " \
+           "(call_now symptom, topic fever) no longer escalates when texted: it is read as cue:not_symptom" \
+           in result.output
+    assert "Remove what matches it from cue:not_symptom" in result.output
 
 
 def test_warnings_do_not_block_and_come_after_errors(runner, tree):
@@ -286,3 +288,30 @@ def test_the_list_of_texts_the_code_sends_is_complete():
         named |= set(re.findall(r'"((?:text|voice):[a-z_.]+[a-z_])"', path.read_text("utf-8")))
     named |= {f"text:{level}" for level in ("escalation.emergency", "escalation.call_now")}  # f"text:escalation.{..}"
     assert named - set(CODE_TEXTS) == set()
+
+
+# --- one mistake, one clear line (finding 9) ---------------------------------------------------------------
+
+
+def test_a_placeholder_typo_in_a_safety_text_is_one_error(runner, tree):
+    path = po(tree)
+    good = msgstr_of(path, "text:escalation.emergency")
+    set_msgstr(path, "text:escalation.emergency", 'msgstr "' + good.replace("{care_team}", "{care_tem}") + '"')
+    result = run_check(runner, tree)
+    assert result.exit_code == 1
+    errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, result.output
+    assert "(text:escalation.emergency): placeholders ['care_tem', 'emergency'] must be exactly ['care_team', " \
+           "'emergency']" in errors[0]
+
+
+def test_a_symptom_swallowed_by_a_word_list_points_at_that_list(runner, tree):
+    path = po(tree)
+    set_msgstr(path, "cue:not_symptom", 'msgstr "' + msgstr_of(path, "cue:not_symptom") + ', dolor de pecho"')
+    cue_line = path.read_text("utf-8").split("\n").index('msgctxt "cue:not_symptom"') + 1
+    result = run_check(runner, tree)
+    assert result.exit_code == 1
+    assert f"error: [es] locales/es/LC_MESSAGES/messages.po:{cue_line} (cue:not_symptom): 'dolor de pecho' " \
+           "(emergency symptom, rule chest_pain) no longer escalates when texted: it is read as cue:not_symptom, " \
+           "cue:language_hints. Remove what matches it from cue:not_symptom" in result.output
+    assert "language_hints language_hints" not in result.output

@@ -361,3 +361,40 @@ def test_a_file_whose_text_reads_as_another_language_is_imported_with_a_warning(
     assert result.exit_code == 0, result.output
     assert "warning: [fr] traducciones.csv: the changed translations read as Spanish (Español), not French " \
            "(Français): check that the file and its locale column are the same language" in result.output
+
+
+# --- the export's format is its file's (finding 9) ----------------------------------------------------------
+
+
+def test_export_takes_the_format_from_the_file_name_or_refuses(app, tmp_path):
+    result = cli(app, "export", "es", "-o", str(tmp_path / "mine.csv"))
+    assert result.exit_code == 0, result.output
+    assert "(es, csv, from revision #1)" in result.output
+    assert (tmp_path / "mine.csv").read_bytes().startswith(b"\xef\xbb\xbfkey,context,English")
+    result = cli(app, "export", "es", "--format", "xlsx", "-o", str(tmp_path / "other.csv"))
+    assert result.exit_code == 1
+    assert "--format xlsx would write XLSX into other.csv: name the file .xlsx, or leave --format out" in result.output
+    result = cli(app, "export", "es", "-o", str(tmp_path / "mine.txt"))
+    assert result.exit_code == 1 and "mine.txt: name the file .xlsx or .csv" in result.output
+    assert not (tmp_path / "other.csv").exists() and not (tmp_path / "mine.txt").exists()
+
+
+def test_catalog_commands_print_no_info_log_lines(tmp_path):
+    """A command's output is its own words; the log's INFO lines are for servers (finding 9)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'a.db'}"}
+    env.pop("LOG_LEVEL", None)
+    assistant = [str(Path(sys.executable).parent / "assistant")]
+
+    def run(*args):
+        return subprocess.run([*assistant, *args], env=env, cwd=tmp_path, capture_output=True, text=True,
+                              timeout=120)
+
+    assert run("db", "upgrade").returncode == 0
+    assert run("catalog", "export", "es", "-o", str(tmp_path / "es.xlsx")).returncode == 0  # revision #1
+    done = run("catalog", "history")
+    assert done.returncode == 0 and "#1    LIVE" in done.stdout
+    assert '"level": "info"' not in done.stderr, done.stderr

@@ -134,8 +134,9 @@ class Conflict:
     def __str__(self) -> str:
         if self.key.startswith(("messages/", "locales/")):
             return f"conflict: {self.key}: {self.ours} here, and changed differently in the live catalog since"
+        theirs = self.theirs if self.theirs.startswith("a new English text") else _clip(self.theirs)
         return (f"conflict: [{self.locale}] {self.key}: this change has {_clip(self.ours)}, the live catalog now has "
-                f"{_clip(self.theirs)}")
+                f"{theirs}")
 
 
 def _clip(text: str) -> str:
@@ -179,8 +180,10 @@ def _rebase_po(locale: str, base: bytes | None, ours: bytes, theirs: bytes) -> t
         if mine in (before, now):
             continue  # not changed by us, or the same change already live
         if now != before:
+            english_changed = key in t and key in b and t[key].msgid != b[key].msgid
             conflicts.append(Conflict(locale, key, o[key].msgstr if key in o else "",
-                                      t[key].msgstr if key in t else ""))
+                                      f"a new English text ({t[key].msgid[:40]})" if english_changed
+                                      else t[key].msgstr if key in t else ""))
             continue
         block = [] if key not in o else ours_lines[slice(*ours_blocks[key])]
         if key in t:

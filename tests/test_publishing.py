@@ -346,3 +346,26 @@ def test_a_live_revision_from_before_a_code_update_still_serves_the_new_texts(da
         app.extensions["recorder"].close()
         app.extensions["engine"].dispose()
         app.extensions["read_engine"].dispose()
+
+
+def test_a_conflict_with_a_new_english_text_says_so(app, tmp_path):
+    """An old export's edit of an entry whose English was changed since: the conflict names the new English."""
+    from .test_spreadsheets import export_file, set_cell
+
+    (tmp_path / "old").mkdir()
+    old = export_file(app, tmp_path / "old")
+    tree = tmp_path / "pulled"
+    assert cli(app, "pull", str(tree)).exit_code == 0
+    new_english = "That is all for now. Text MENU for topics."
+    system = tree / "messages" / "system.toml"
+    system.write_text(system.read_text("utf-8").replace('"That is all. Text MENU for topics."', f'"{new_english}"'),
+                      "utf-8")
+    path = po(tree)
+    path.write_text(path.read_text("utf-8").replace('msgid "That is all. Text MENU for topics."',
+                                                    f'msgid "{new_english}"'), "utf-8")
+    assert cli(app, "publish", str(tree), "--note", "English", "--by", "Ana").exit_code == 0
+    row = set_cell(old, "text:more.none", "translation", "Eso es todo por ahora.")
+    result = cli(app, "import", str(old), "--by", "Rosa")
+    assert result.exit_code == 1
+    assert f"es.xlsx row {row}: conflict: [es] text:more.none: this change has 'Eso es todo por ahora.', the live " \
+           f"catalog now has a new English text ({new_english[:40]})" in result.output

@@ -27,20 +27,42 @@ def _content(directory: str | None) -> Content:
     return read_dirs(Path(settings.messages_dir), Path(settings.locales_dir))
 
 
-def print_report(report: Report, strict: bool = False) -> bool:
+def _served(directory: str | None) -> tuple[Content, str]:
+    """What to check or count, and what it is: DIRECTORY, else what the service serves (the live revision, or the
+    repository's files while none is published or the database cannot be read)."""
+    if directory:
+        return _content(directory), directory
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .revisions import live_content, repository_content
+
+    files = repository_content(current_app)
+    try:
+        with _session() as session:
+            rev, content = live_content(session, files)
+    except SQLAlchemyError:
+        return files, "the repository's files (the database cannot be read)"
+    if rev is None:
+        return content, "the repository's files (no revision published yet)"
+    return content, f"live revision #{rev} (give a folder to check that folder instead)"
+
+
+def print_report(report: Report, strict: bool = False, what: str = "") -> bool:
     """Print every problem, errors first; True when the content may be published."""
     for p in report.problems:
         click.echo(str(p))
     blocking = report.problems if strict else report.errors
     languages = len(report.catalog.languages) if report.catalog else 0
-    click.echo(f"{languages} languages: {len(report.errors)} error(s), {len(report.warnings)} warning(s)"
+    click.echo(f"{languages} languages{f' in {what}' if what else ''}: {len(report.errors)} error(s), "
+               f"{len(report.warnings)} warning(s)"
                + (" (nothing blocks publishing)" if not blocking else " (fix the errors before publishing)"))
     return not blocking
 
 
 def check_command(directory: str | None, strict: bool) -> None:
-    report = check_content(_content(directory))
-    if not print_report(report, strict):
+    content, what = _served(directory)
+    report = check_content(content)
+    if not print_report(report, strict, what):
         sys.exit(1)
 
 
@@ -48,17 +70,19 @@ def check_command(directory: str | None, strict: bool) -> None:
 @click.argument("directory", required=False, type=click.Path(exists=True, file_okay=False))
 @with_appcontext
 def status_command(directory: str | None) -> None:
-    """One row per language: translated, reviewed, unreviewed, stale, missing, over the SMS budget."""
-    report = check_content(_content(directory))
+    """One row per language: translated, reviewed, unreviewed, stale, missing, over the SMS budget (of DIRECTORY,
+    else of the live revision)."""
+    content, what = _served(directory)
+    report = check_content(content)
     if report.catalog is None:
-        print_report(report)
+        print_report(report, what=what)
         sys.exit(1)
     cols = ("translated", "reviewed", "unreviewed", "stale", "missing", "over budget")
     click.echo(f"{'language':<10}" + "".join(f"{c:>13}" for c in cols))
     for locale, st in report.status.items():
         values = (st.translated, st.reviewed, st.unreviewed, st.stale, st.missing, st.over_budget)
         click.echo(f"{locale:<10}" + "".join(f"{v:>13}" for v in values))
-    click.echo(f"{len(report.errors)} error(s), {len(report.warnings)} warning(s): "
+    click.echo(f"{what}: {len(report.errors)} error(s), {len(report.warnings)} warning(s): "
                "`assistant catalog check` lists them")
 
 
@@ -83,12 +107,17 @@ def publish_command(directory: str, note: str, by: str, draft: int | None) -> No
     from .publishing import POLL_SECONDS, publish, publish_draft
 
     content = _content(directory) if draft is None else None
+    base = _pulled_from(Path(directory)) if draft is None else None
     with _publishing() as session:
         if draft is not None:
             done = publish_draft(session, current_app, draft, by=by, note=note)
         else:
-            done = publish(session, current_app, content, by=by, note=note)
+            done = publish(session, current_app, content, by=by, note=note, base=base)
     click.echo(f"{len(done.report.warnings)} warning(s); `assistant catalog check` lists them")
+    if done.onto:
+        what = f"draft #{draft}" if draft is not None else f"{directory}"
+        click.echo(f"{what} was made from revision #{done.based_on}; only its own changes were applied onto the live "
+                   f"revision #{done.onto} (what colleagues published since is kept)")
     click.echo(f"published revision #{done.id}: {done.summary}")
     _say_unreviewed_again(done)
     click.echo(f"every worker answers from it within about {POLL_SECONDS:.0f} s")
@@ -110,6 +139,17 @@ def _publishing():
         raise click.ClickException(exc.message) from None
     except SQLAlchemyError as exc:
         raise _database_error(exc) from exc
+
+
+PULLED_FROM = ".catalog-revision"  # written by `pull` beside messages/ and locales/: the revision they hold
+
+
+def _pulled_from(root: Path) -> int | None:
+    try:
+        text = (root / PULLED_FROM).read_text("utf-8").strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
 
 
 def _say_unreviewed_again(done) -> None:
@@ -141,8 +181,9 @@ def history_command(limit: int) -> None:
     live = next((r.id for r in rows if not r.draft), None)
     for r in rows:
         mark = "LIVE " if r.id == live else ("draft" if r.draft else "     ")
+        based = f" (based on #{r.parent_id})" if r.draft and r.parent_id else ""
         click.echo(f"#{r.id:<4} {mark} {r.created_at:%Y-%m-%d %H:%M} UTC  {r.kind:<10} by {r.created_by}: "
-                   f"{r.note or '-'}  [{summary(json.loads(r.changes))}]")
+                   f"{r.note or '-'}  [{summary(json.loads(r.changes))}]{based}")
 
 
 @click.command("show")
@@ -208,30 +249,47 @@ def pull_command(directory: str) -> None:
     changed = write_tree(unpack(r.content), Path(directory))
     for path in changed:
         click.echo(f"wrote {path}")
+    try:  # publishing this folder later applies only what was edited in it onto the then live revision
+        (Path(directory) / PULLED_FROM).write_text(f"{r.id}\n", "utf-8")
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {Path(directory) / PULLED_FROM}: {exc.strerror}") from exc
     click.echo(f"revision #{r.id}: {len(changed)} file(s) changed")
 
 
 @click.command("export")
 @click.argument("locale")
-@click.option("--format", "fmt", type=click.Choice(["xlsx", "csv"]), default="xlsx", show_default=True,
-              help="xlsx keeps every script in Excel; csv is UTF-8 with a BOM.")
+@click.option("--format", "fmt", type=click.Choice(["xlsx", "csv"]), default=None,
+              help="xlsx (the default) keeps every script in Excel; csv is UTF-8 with a BOM. Taken from the -o "
+              "file's name when not given.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="File to write (default: LOCALE.xlsx).")
 @with_appcontext
-def export_command(locale: str, fmt: str, output: str | None) -> None:
+def export_command(locale: str, fmt: str | None, output: str | None) -> None:
     """Write LOCALE's entries of the live catalog as a spreadsheet: key, context, English, translation, review,
     budget (keywords one per row). Edit the translation and review columns only."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from .revisions import live_content, repository_content
+    from .revisions import ensure_first, live_content, repository_content
     from .spreadsheets import SpreadsheetError, export
 
+    if output:
+        suffix = Path(output).suffix.lower().lstrip(".")
+        if suffix not in ("xlsx", "csv"):
+            raise click.ClickException(f"{Path(output).name}: name the file .xlsx or .csv (the format is taken from "
+                                       "its name)")
+        if fmt and fmt != suffix:
+            raise click.ClickException(f"--format {fmt} would write {fmt.upper()} into {Path(output).name}: name "
+                                       f"the file .{fmt}, or leave --format out")
+        fmt = suffix
+    fmt = fmt or "xlsx"
     try:
         with _session() as session:
+            ensure_first(session, repository_content(current_app))  # a number the import can compare with
+            session.commit()
             rev, content = live_content(session, repository_content(current_app))
     except SQLAlchemyError:
         rev, content = None, repository_content(current_app)  # no database: the files are what is served
     try:
-        data = export(content, locale, fmt)
+        data = export(content, locale, fmt, rev)
     except SpreadsheetError as exc:
         raise click.ClickException(str(exc)) from exc
     path = Path(output or f"{locale}.{fmt}")
@@ -239,13 +297,14 @@ def export_command(locale: str, fmt: str, output: str | None) -> None:
         path.write_bytes(data)
     except OSError as exc:
         raise click.ClickException(f"cannot write {path}: {exc.strerror}") from exc
-    click.echo(f"wrote {path} ({locale}, from {'revision #' + str(rev) if rev else 'the repository files'})")
+    click.echo(f"wrote {path} ({locale}, {fmt}, from {'revision #' + str(rev) if rev else 'the repository files'})")
 
 
 @click.command("import")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--locale", help="The language the file must be (checked against its locale column).")
-@click.option("--by", "by", default="spreadsheet import", help="Your name, for the history.")
+@click.option("--by", "by", default="", help="Your name, for the history; required when the review column marks "
+              "an entry reviewed (the review is recorded under it).")
 @click.option("--note", default="", help="What changed and why.")
 @with_appcontext
 def import_command(file: str, locale: str | None, by: str, note: str) -> None:
@@ -285,6 +344,8 @@ def review_command(locale: str, keys: tuple[str, ...], by: str) -> None:
     if done is None:
         click.echo(f"{len(keys)} entr{'y' if len(keys) == 1 else 'ies'} already reviewed; recorded by {by}")
         return
+    for line in done.lines:
+        click.echo(line)
     edited = len(keys)
     click.echo(f"revision #{done.id}: {edited} entr{'y' if edited == 1 else 'ies'} of {locale} reviewed by {by} "
                f"({done.summary})")

@@ -33,6 +33,17 @@ SAFETY_CONTEXTS = ("text:escalation.emergency", "text:escalation.call_now", "tex
                    "text:triage.below_threshold", "text:help", "text:fallback", "text:stop", "text:start",
                    # on a call: what a caller hears first in an emergency, before a transfer, and when nobody answers
                    "voice:escalation.emergency", "voice:escalation.call_now", "voice:no_answer", "voice:goodbye")
+# Every text the code itself sends (conversation.py, voice.py): a revision whose English lacks one would
+# answer with an error, or in English, so it cannot be published (tests/test_catalogcheck.py keeps this list
+# complete by reading the code). Topic texts and a rule's advice are required by the topic or rule itself.
+CODE_TEXTS = ("text:escalation.emergency", "text:escalation.call_now", "text:stop", "text:start", "text:help",
+              "text:fallback", "text:thanks", "text:empty", "text:media_only", "text:menu", "text:did_you_mean",
+              "text:language.menu", "text:language.set", "text:more.hint", "text:more.none", "text:source",
+              "text:triage.low_temperature", "text:triage.below_threshold",
+              "voice:escalation.emergency", "voice:escalation.call_now", "voice:no_answer", "voice:goodbye",
+              "voice:welcome", "voice:ask", "voice:option", "voice:menu.more", "voice:menu.end", "voice:after",
+              "voice:after.keypad", "voice:language.option", "voice:language.more", "voice:no_input",
+              "voice:wrong_key", "voice:not_understood", "voice:transfer", "voice:texted", "voice:not_texted")
 # Words the carriers act on themselves (../shared/twilio.md): a keyword equal to one of them would opt a
 # parent out, back in, or get the carrier's help text instead of ours.
 CARRIER_WORDS = frozenset({"stop", "stopall", "unsubscribe", "cancel", "end", "quit", "revoke", "optout",
@@ -159,6 +170,7 @@ def check_content(content: Mapping[str, bytes], *, serve_unreviewed: bool = True
     where = _Locator(catalog.source, files)
     for p in check(catalog):  # load problems (placeholders, braces...) and the budget checks
         problems.append(Problem(p.locale, where.relocate(p.locale, p.where), p.message, p.severity))
+    problems += _code_texts(catalog.source)
     problems += _safety(catalog, files, where)
     problems += _digits(catalog, where)
     problems += _carrier_words(catalog, where)
@@ -177,15 +189,23 @@ def _sort_where(where: str) -> tuple[str, int]:
 
 
 def _dedupe(problems: list[Problem]) -> list[Problem]:
-    # A safety text missing is an error here; the general "not translated" warning for it says less.
+    # A safety text missing is an error here; the general "not translated" warning for it says less. One cause,
+    # one line: a text refused for its placeholders or braces is not also "missing" (twice).
     errors_at = {(p.locale, _context_of(p.where)) for p in problems if p.severity == "error"}
+    cause_at = {(p.locale, _context_of(p.where)) for p in problems
+                if p.severity == "error" and p.message.startswith(("placeholders ", "broken braces"))}
+    missing_at = {(p.locale, _context_of(p.where)) for p in problems if p.message.startswith("safety text missing")}
     out, seen = [], set()
     for p in problems:
         key = (p.locale, p.where, p.message)
+        at = (p.locale, _context_of(p.where))
         if key in seen:
             continue
-        if p.severity != "error" and (p.locale, _context_of(p.where)) in errors_at \
-                and "not translated" in p.message:
+        if p.severity != "error" and at in errors_at and "not translated" in p.message:
+            continue
+        if p.message.startswith(("safety text missing", "safety template missing")) and at in cause_at:
+            continue
+        if p.message.startswith("safety template missing") and at in missing_at:
             continue
         seen.add(key)
         out.append(p)
@@ -216,6 +236,23 @@ class _Locator:
         if where.startswith(("locales/", "messages/")):
             return where
         return self(locale, _context_of(where))
+
+
+def missing_code_texts(source: Source) -> list[str]:
+    """The texts the code sends (and the advice its rules name) that ``source`` does not define."""
+    known = {e.context for e in source.entries}
+    wanted = [*CODE_TEXTS, *(f"text:{r.advice}" for r in source.rules if r.advice)]
+    return [ctx for ctx in dict.fromkeys(wanted) if ctx not in known]
+
+
+def _code_texts(source: Source) -> list[Problem]:
+    out = []
+    for ctx in missing_code_texts(source):
+        kind, key = ctx.split(":", 1)
+        name = VOICE_FILE if kind == "voice" else "system.toml"
+        out.append(Problem(SOURCE_LOCALE, f"messages/{name} ({ctx})", f'"{key}" is missing from [texts]: the service '
+                           "sends this text (every language would get an error or English instead); put it back"))
+    return out
 
 
 def _safety(catalog: Catalog, files: Mapping[str, PoFile], where: _Locator) -> list[Problem]:
@@ -301,15 +338,39 @@ def _triage_kept(catalog: Catalog, where: _Locator) -> list[Problem]:
                     continue
                 culprits = [h.target for h in hits if h.target.kind not in ("rule", "topic") or
                             (h.target.kind == "topic" and catalog.topics[h.target.id].level != "call_now")]
-                names = ", ".join(sorted({f"{t.kind} {t.id}" for t in culprits})) or "nothing else"
+                lists = sorted({_list_of(t.kind, t.id) for t in culprits}, key=_blame_order)
                 key = (locale, ctx, item)
                 if key in seen:
                     continue
                 seen.add(key)
-                out.append(Problem(locale, where(locale, ctx), f"'{item}' ({level} symptom) no longer "
-                                   f"escalates when texted: it is read as {names}. Remove the word from that "
-                                   "keyword or word list"))
+                what = f"{kind} {ident}" if kind == "rule" else f"topic {ident}"
+                if not lists:
+                    out.append(Problem(locale, where(locale, ctx), f"'{item}' ({level} symptom, {what}) no longer "
+                                       "escalates when texted alone"))
+                    continue
+                out.append(Problem(locale, where(locale, lists[0]), f"'{item}' ({level} symptom, {what}) no longer "
+                                   f"escalates when texted: it is read as {', '.join(lists)}. Remove what matches it "
+                                   f"from {lists[0]}"))
     return out
+
+
+def _list_of(kind: str, ident: str) -> str:
+    """The list (msgctxt) a phrase index target comes from: ("not_symptom", "not_symptom") -> "cue:not_symptom"."""
+    if kind == "topic":
+        return f"topic:{ident}:keywords"
+    if kind == "rule":
+        return f"rule:{ident}:phrases"
+    if kind == "command":
+        return f"command:{ident}"
+    return f"cue:{ident}"
+
+
+_BLAME = ("cue:not_symptom", "cue:negation", "cue:negation_after", "cue:unsure", "topic:", "command:")
+
+
+def _blame_order(context: str) -> tuple[int, str]:
+    """Which list most likely swallowed a symptom: the everyday phrases and negations before the hints."""
+    return next((i for i, p in enumerate(_BLAME) if context.startswith(p)), len(_BLAME)), context
 
 
 def _indistinct_topics(catalog: Catalog, where: _Locator) -> list[Problem]:

@@ -120,8 +120,8 @@ catalog_group = AppGroup("catalog", help="Check and list the message catalogs (m
 @click.argument("directory", required=False, type=click.Path(exists=True, file_okay=False))
 @click.option("--strict", is_flag=True, help="Fail on warnings too.")
 def catalog_check_command(directory: str | None, strict: bool) -> None:
-    """Check DIRECTORY's messages/ and locales/ (default: the service's own) and list what to fix, errors
-    first, each with its language, file and line; exit 1 on errors."""
+    """Check DIRECTORY's messages/ and locales/ (default: what the service serves, the live revision) and list
+    what to fix, errors first, each with its language, file and line; exit 1 on errors."""
     from .catalog_commands import check_command
 
     check_command(directory, strict)

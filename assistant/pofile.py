@@ -11,9 +11,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-# The escapes GNU msgfmt accepts in a string (plus octal and hex below).
-_ESCAPES = {"\\": "\\", '"': '"', "n": "\n", "t": "\t", "r": "\r", "a": "\a", "b": "\b", "f": "\f", "v": "\v",
-            "'": "'", "?": "?"}
+# The escapes Babel's reader (what the service reads files with) decodes, and decodes the same way as GNU
+# gettext. Any other backslash (\' \? octal \x...) Babel leaves as typed: a caregiver would get "n\'ai", so it
+# is an error here.
+_ESCAPES = {"\\": "\\", '"': '"', "n": "\n", "t": "\t", "r": "\r", "a": "\a", "b": "\b", "f": "\f", "v": "\v"}
 _KEYWORD = re.compile(r"^(msgctxt|msgid_plural|msgid|msgstr(?:\[\d+\])?)\s+(.*)$")
 _CHARSET = re.compile(r"charset\s*=\s*([^\s;]+)", re.I)
 
@@ -73,17 +74,10 @@ def parse_string(token: str) -> tuple[str | None, str | None]:
                 out.append(_ESCAPES[nxt])
                 i += 2
                 continue
-            octal = re.match(r"[0-7]{1,3}", token[i + 1:])
-            if octal:
-                out.append(chr(int(octal.group(), 8)))
-                i += 1 + len(octal.group())
-                continue
-            hexa = re.match(r"x([0-9a-fA-F]+)", token[i + 1:])
-            if hexa:
-                out.append(chr(int(hexa.group(1), 16)))
-                i += 1 + len(hexa.group())
-                continue
-            return None, f"bad escape \\{nxt} (write \\\\ for a backslash, \\\" for a quote)"
+            hint = {"'": "write the apostrophe itself", "?": "write the question mark itself"}.get(
+                nxt, "write the character itself")
+            return None, (f"bad escape \\{nxt}: the service would send the backslash as typed; {hint} (\\\\ is a "
+                          "backslash, \\\" a quote, \\n a new line)")
         out.append(ch)
         i += 1
     return None, "the string has no closing quote (end of line inside a string)"

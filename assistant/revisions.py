@@ -24,8 +24,9 @@ import threading
 import time
 import weakref
 import zipfile
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from types import MappingProxyType
 
 from flask import Flask
 from sqlalchemy import func, select
@@ -34,7 +35,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from .catalog import SOURCE_LOCALE, Catalog, CatalogStore
-from .catalogcheck import Content, Report, build, check_content, read_dirs
+from .catalogcheck import Content, Report, build, check_content, missing_code_texts, read_dirs
 from .models import CatalogRevision, utcnow
 from .pofile import parse_po
 from .source import SourceError
@@ -118,6 +119,123 @@ def summary(changed: Mapping[str, Mapping[str, list[str]]]) -> str:
     return "; ".join(parts)
 
 
+# --- a draft's own changes, applied onto the live revision ------------------------------------------
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """One entry (or English file) changed both by a draft and, since the draft was made, in the live catalog."""
+
+    locale: str  # "en" for messages/*.toml
+    key: str  # the msgctxt, or the file for the English source
+    ours: str  # what the draft (or the file) has
+    theirs: str  # what the live revision has
+
+    def __str__(self) -> str:
+        if self.key.startswith(("messages/", "locales/")):
+            return f"conflict: {self.key}: {self.ours} here, and changed differently in the live catalog since"
+        theirs = self.theirs if self.theirs.startswith("a new English text") else _clip(self.theirs)
+        return (f"conflict: [{self.locale}] {self.key}: this change has {_clip(self.ours)}, the live catalog now has "
+                f"{theirs}")
+
+
+def _clip(text: str) -> str:
+    return repr(text if len(text) <= 60 else text[:57] + "...") if text else "nothing"
+
+
+def _entry_blocks(text: str, parsed) -> dict[str, tuple[int, int]]:
+    """msgctxt -> (first, end) line indexes of its whole block: comments above it to the last string line."""
+    lines = text.split("\n")
+    out = {}
+    for e in parsed.entries:
+        if not e.msgid:
+            continue
+        start = e.lineno - 1
+        while start > 0 and lines[start - 1].startswith("#") and not lines[start - 1].startswith("#~"):
+            start -= 1
+        end = e.msgstr_lineno
+        while end < len(lines) and lines[end].strip() and not lines[end].startswith(("#", "msgctxt", "msgid")):
+            end += 1  # continuation strings and other plural forms
+        out[e.context or ""] = (start, end)
+    return out
+
+
+def _meaning(e) -> tuple | None:
+    return None if e is None else (e.msgid, e.msgstr, e.fuzzy, e.previous_msgid)
+
+
+def _rebase_po(locale: str, base: bytes | None, ours: bytes, theirs: bytes) -> tuple[bytes, list[Conflict]]:
+    """``theirs`` with each entry ``ours`` changed against ``base`` replaced by ours' version of it."""
+    files = [parse_po(x) if x is not None else None for x in (base, ours, theirs)]
+    if any(f is not None and f.errors for f in files):
+        return theirs, [Conflict(locale, po_path_of(locale), "does not read", "")]
+    b, o, t = ({} if f is None else f.by_context() for f in files)
+    ours_text, theirs_text = ours.decode("utf-8"), theirs.decode("utf-8")
+    ours_lines = ours_text.split("\n")
+    ours_blocks = _entry_blocks(ours_text, files[1])
+    theirs_blocks = _entry_blocks(theirs_text, files[2])
+    conflicts, swaps, append = [], {}, []
+    for key in [*o, *(k for k in b if k not in o)]:
+        mine, before, now = _meaning(o.get(key)), _meaning(b.get(key)), _meaning(t.get(key))
+        if mine in (before, now):
+            continue  # not changed by us, or the same change already live
+        if now != before:
+            english_changed = key in t and key in b and t[key].msgid != b[key].msgid
+            conflicts.append(Conflict(locale, key, o[key].msgstr if key in o else "",
+                                      f"a new English text ({t[key].msgid[:40]})" if english_changed
+                                      else t[key].msgstr if key in t else ""))
+            continue
+        block = [] if key not in o else ours_lines[slice(*ours_blocks[key])]
+        if key in t:
+            swaps[theirs_blocks[key]] = block
+        else:
+            append.append(block)
+    if conflicts:
+        return theirs, conflicts
+    lines = theirs_text.split("\n")
+    for (start, end), block in sorted(swaps.items(), reverse=True):
+        if not block and start > 0 and end < len(lines) and not lines[start - 1].strip() and not lines[end].strip():
+            end += 1  # a removed entry takes its blank line with it
+        lines[start:end] = block
+    if append:
+        while lines and lines[-1] == "":
+            lines.pop()
+        for block in append:
+            lines += ["", *block]
+        lines.append("")
+    return "\n".join(lines).encode("utf-8"), []
+
+
+def po_path_of(locale: str) -> str:
+    return f"locales/{locale}/LC_MESSAGES/messages.po"
+
+
+def rebase(base: Mapping[str, bytes], ours: Mapping[str, bytes],
+           theirs: Mapping[str, bytes]) -> tuple[Content, list[Conflict]]:
+    """The changes ``ours`` made against ``base`` (its parent), applied onto ``theirs`` (the live content):
+    entry by entry in a language's .po, file by file for the English in messages/. An entry (or English file)
+    changed on both sides, differently, is a :class:`Conflict`; with any conflict nothing is applied."""
+    out: Content = dict(theirs)
+    conflicts: list[Conflict] = []
+    for path in sorted(set(base) | set(ours) | set(theirs)):
+        mine, before, now = ours.get(path), base.get(path), theirs.get(path)
+        if mine in (before, now):
+            continue
+        if now == before:
+            if mine is None:
+                out.pop(path, None)
+            else:
+                out[path] = mine
+            continue
+        if path.startswith("locales/") and path.endswith("/messages.po") and mine is not None and now is not None:
+            merged, found = _rebase_po(path.split("/")[1], before, mine, now)
+            out[path] = merged
+            conflicts += found
+            continue
+        conflicts.append(Conflict(SOURCE_LOCALE, path, "changed", ""))
+    return out, conflicts
+
+
 # --- the stored history ------------------------------------------------------------------------------
 
 
@@ -195,8 +313,13 @@ def get(session: Session, number: int) -> CatalogRevision | None:
 # --- every process follows the live revision ----------------------------------------------------------
 
 
-def build_revision(content: Content, serve_unreviewed: bool) -> Catalog:
-    """The catalog of a stored revision, or :class:`PublishError` if it cannot be served as it is."""
+def build_revision(content: Content, serve_unreviewed: bool,
+                   repository: Content | Callable[[], Content] | None = None, number: int | None = None) -> Catalog:
+    """The catalog of a stored revision, or :class:`PublishError` if it cannot be served as it is.
+
+    A revision stored before a code update that added a text lacks that text: with ``repository`` (the files
+    deployed with the code), those texts are served from them, in every language they have, and a warning is
+    logged, until a revision with them is published; without, the revision is refused."""
     try:
         catalog, _files, problems = build(content, serve_unreviewed=serve_unreviewed)
     except (SourceError, ValueError, KeyError) as exc:
@@ -204,6 +327,28 @@ def build_revision(content: Content, serve_unreviewed: bool) -> Catalog:
     errors = [p for p in problems if p.severity == "error"] + list(catalog.errors)
     if errors:
         raise PublishError(f"{len(errors)} error(s), first: {errors[0]}")
+    missing = missing_code_texts(catalog.source)
+    if missing:
+        files = repository() if callable(repository) else repository
+        if files is None:
+            raise PublishError(f"its English lacks texts the service sends: {', '.join(missing)}")
+        try:
+            deployed, _files, _problems = build(files, serve_unreviewed=serve_unreviewed)
+        except (SourceError, ValueError, KeyError) as exc:
+            raise PublishError(f"its English lacks {', '.join(missing)} and the repository's does not load") from exc
+        lacking = [ctx for ctx in missing if ctx not in deployed.texts[SOURCE_LOCALE]]
+        if lacking:
+            raise PublishError(f"its English lacks texts the service sends, and so do the repository's files: "
+                               f"{', '.join(lacking)}")
+        texts = {locale: dict(by_ctx) for locale, by_ctx in catalog.texts.items()}
+        for locale, by_ctx in deployed.texts.items():
+            for ctx in missing:
+                if ctx in by_ctx and locale in texts:
+                    texts[locale][ctx] = by_ctx[ctx]
+        catalog = replace(catalog, texts=MappingProxyType({k: MappingProxyType(v) for k, v in texts.items()}))
+        log.warning("catalog revision #%s lacks texts this version of the code sends (%s): they are served from "
+                    "the repository's files; publish a revision with them (assistant catalog check lists them)",
+                    number, ", ".join(missing), extra={"event": "catalog.code_texts", "revision": number})
     return catalog
 
 
@@ -211,8 +356,9 @@ class CatalogWatcher:
     """Keeps one process's :class:`CatalogStore` on the live revision."""
 
     def __init__(self, store: CatalogStore, engine: Engine, *, serve_unreviewed: bool = True,
-                 poll_seconds: float = POLL_SECONDS) -> None:
+                 poll_seconds: float = POLL_SECONDS, repository: Callable[[], Content] | None = None) -> None:
         self.store = store
+        self.repository = repository  # the files deployed with the code: texts a revision from before lacks
         self.engine = engine
         self.serve_unreviewed = serve_unreviewed
         self.poll_seconds = poll_seconds
@@ -223,8 +369,9 @@ class CatalogWatcher:
         self._lock = threading.Lock()
         self._stop = threading.Event()
 
-    def poll(self) -> bool:
-        """Look once; swap in a newer live revision. True when the catalog changed."""
+    def poll(self, startup: bool = False) -> bool:
+        """Look once; swap in a newer live revision. True when the catalog changed. ``startup``: the process's
+        first look, logged at DEBUG (a command line tool's output is not a server's log)."""
         try:
             newest = live_id(self.engine)
         except SQLAlchemyError:
@@ -240,7 +387,7 @@ class CatalogWatcher:
                     data = row.content if row is not None else None
                 if data is None:
                     return False
-                catalog = build_revision(unpack(data), self.serve_unreviewed)
+                catalog = build_revision(unpack(data), self.serve_unreviewed, self.repository, newest)
             except SQLAlchemyError:
                 return False
             except Exception as exc:  # a broken revision must never take the worker down
@@ -251,8 +398,8 @@ class CatalogWatcher:
                 return False
             self.store.swap(catalog)
             old, self.revision = self.revision, newest
-        log.info("catalog revision #%s is live here (was %s)", newest, old or "the files",
-                 extra={"event": "catalog.swapped", "revision": newest})
+        log.log(logging.DEBUG if startup else logging.INFO, "catalog revision #%s is live here (was %s)", newest,
+                old or "the files", extra={"event": "catalog.swapped", "revision": newest})
         return True
 
 
@@ -295,9 +442,10 @@ def init_app(app: Flask) -> None:
     watcher = CatalogWatcher(assistant.store, app.extensions["read_engine"],
                              serve_unreviewed=settings.serve_unreviewed,
                              poll_seconds=float(app.config.get("CATALOG_POLL_SECONDS")
-                                                or os.environ.get("CATALOG_POLL_SECONDS") or POLL_SECONDS))
+                                                or os.environ.get("CATALOG_POLL_SECONDS") or POLL_SECONDS),
+                             repository=lambda: repository_content(app))
     app.extensions["catalog_watcher"] = watcher
-    watcher.poll()
+    watcher.poll(startup=True)
     if watcher.poll_seconds > 0:  # 0: no watching (bench/publish.py measures what watching costs)
         app.before_request(watcher.ensure_started)
 

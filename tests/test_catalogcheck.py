@@ -75,6 +75,12 @@ def test_unterminated_string_is_an_error_with_file_and_line(runner, tree):
 
 @pytest.mark.parametrize(("raw", "message"), [
     (r'msgstr "Llame al {care_team}\q"', r"bad escape \q"),
+    # escapes gettext knows but Babel, which the service reads with, leaves as typed (finding 2)
+    ("msgstr \"Perdón, no entend\\'í. Llame a su equipo: {care_team}.\"",
+     r"bad escape \': the service would send the backslash as typed; write the apostrophe itself"),
+    (r'msgstr "¿Perdón\? Llame a su equipo: {care_team}."', r"bad escape \?"),
+    (r'msgstr "Perd\363n. Llame a su equipo: {care_team}."', r"bad escape \3"),
+    (r'msgstr "Perd\x110000n. Llame a su equipo: {care_team}."', r"bad escape \x"),
     ('msgstr "Llame" al "{care_team}"', "unexpected text after the closing quote"),
     ("msgstr Llame al {care_team}", "a string must start with a double quote"),
 ])
@@ -176,9 +182,11 @@ def test_a_word_list_that_stops_a_symptom_from_escalating_is_an_error(runner, tr
     set_msgstr(path, "cue:not_symptom", 'msgstr "' + msgstr_of(path, "cue:not_symptom") + ', fiebre"')
     result = run_check(runner, tree)
     assert result.exit_code == 1
-    fever_line = path.read_text("utf-8").split("\n").index('msgctxt "topic:fever:keywords"') + 1
-    assert f"error: [es] locales/es/LC_MESSAGES/messages.po:{fever_line} (topic:fever:keywords): 'fiebre' " \
-           "(call_now symptom) no longer escalates when texted: it is read as not_symptom" in result.output
+    cue_line = path.read_text("utf-8").split("\n").index('msgctxt "cue:not_symptom"') + 1
+    assert f"error: [es] locales/es/LC_MESSAGES/messages.po:{cue_line} (cue:not_symptom): 'fiebre' " \
+           "(call_now symptom, topic fever) no longer escalates when texted: it is read as cue:not_symptom" \
+           in result.output
+    assert "Remove what matches it from cue:not_symptom" in result.output
 
 
 def test_warnings_do_not_block_and_come_after_errors(runner, tree):
@@ -236,3 +244,74 @@ def test_check_content_reads_the_same_as_the_service(tree):
     assert report.errors == []
     assert report.catalog.languages == SMALL
 
+
+
+# --- every text the code sends is required (finding 4) ---------------------------------------------------
+
+
+def _drop_text(tree: Path, key: str) -> None:
+    system = tree / "messages" / "system.toml"
+    text = system.read_text("utf-8")
+    kept = [line for line in text.split("\n") if not line.startswith(f'"{key}" = ')]
+    assert len(kept) == len(text.split("\n")) - 1
+    system.write_text("\n".join(kept), "utf-8")
+
+
+@pytest.mark.parametrize("key", ["escalation.emergency", "thanks", "more.hint"])
+def test_a_text_the_service_sends_deleted_from_the_english_is_an_error(runner, tree, key):
+    _drop_text(tree, key)
+    result = run_check(runner, tree)
+    assert result.exit_code == 1, result.output
+    assert f'error: [en] messages/system.toml (text:{key}): "{key}" is missing from [texts]: the service sends ' \
+           "this text" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_voice_prompt_deleted_is_an_error(runner, tree):
+    voice = tree / "messages" / "voice.toml"
+    voice.write_text("\n".join(line for line in voice.read_text("utf-8").split("\n")
+                               if not line.startswith('"welcome" = ')), "utf-8")
+    result = run_check(runner, tree)
+    assert result.exit_code == 1
+    assert 'error: [en] messages/voice.toml (voice:welcome): "welcome" is missing from [texts]' in result.output
+
+
+def test_the_list_of_texts_the_code_sends_is_complete():
+    """Every "text:..." and "voice:..." the code names is in CODE_TEXTS (a new one must be added there), except
+    the voice versions of texts that are used only when present."""
+    from assistant.catalogcheck import CODE_TEXTS
+
+    named = set()
+    for path in (ROOT / "assistant").glob("*.py"):
+        if path.name in ("catalogcheck.py", "source.py", "extract.py"):
+            continue
+        named |= set(re.findall(r'"((?:text|voice):[a-z_.]+[a-z_])"', path.read_text("utf-8")))
+    named |= {f"text:{level}" for level in ("escalation.emergency", "escalation.call_now")}  # f"text:escalation.{..}"
+    assert named - set(CODE_TEXTS) == set()
+
+
+# --- one mistake, one clear line (finding 9) ---------------------------------------------------------------
+
+
+def test_a_placeholder_typo_in_a_safety_text_is_one_error(runner, tree):
+    path = po(tree)
+    good = msgstr_of(path, "text:escalation.emergency")
+    set_msgstr(path, "text:escalation.emergency", 'msgstr "' + good.replace("{care_team}", "{care_tem}") + '"')
+    result = run_check(runner, tree)
+    assert result.exit_code == 1
+    errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, result.output
+    assert "(text:escalation.emergency): placeholders ['care_tem', 'emergency'] must be exactly ['care_team', " \
+           "'emergency']" in errors[0]
+
+
+def test_a_symptom_swallowed_by_a_word_list_points_at_that_list(runner, tree):
+    path = po(tree)
+    set_msgstr(path, "cue:not_symptom", 'msgstr "' + msgstr_of(path, "cue:not_symptom") + ', dolor de pecho"')
+    cue_line = path.read_text("utf-8").split("\n").index('msgctxt "cue:not_symptom"') + 1
+    result = run_check(runner, tree)
+    assert result.exit_code == 1
+    assert f"error: [es] locales/es/LC_MESSAGES/messages.po:{cue_line} (cue:not_symptom): 'dolor de pecho' " \
+           "(emergency symptom, rule chest_pain) no longer escalates when texted: it is read as cue:not_symptom, " \
+           "cue:language_hints. Remove what matches it from cue:not_symptom" in result.output
+    assert "language_hints language_hints" not in result.output

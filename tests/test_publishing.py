@@ -171,3 +171,201 @@ def test_publish_refuses_nothing_new_and_needs_a_name(database_url, tmp_path):
     app.extensions["recorder"].close()
     app.extensions["engine"].dispose()
     app.extensions["read_engine"].dispose()
+
+
+# --- a draft or an old file never undoes a colleague's work (finding 3) -----------------------------------
+
+
+def _import(app, path, *args) -> int:
+    result = cli(app, "import", str(path), "--by", "Rosa", *args)
+    assert result.exit_code == 0, result.output
+    return int(re.search(r"draft revision #(\d+)", result.output).group(1))
+
+
+def _edited_export(app, tmp_path, name, key, text, locale="es") -> Path:
+    from .test_spreadsheets import export_file, set_cell
+
+    folder = tmp_path / name
+    folder.mkdir()
+    path = export_file(app, folder, locale)
+    set_cell(path, key, "translation", text)
+    return path
+
+
+def _live_msgstr(app, key, locale="es") -> str:
+    from assistant.pofile import parse_po
+    from assistant.revisions import live, unpack
+
+    with app.extensions["sessionmaker"]() as session:
+        content = unpack(live(session).content)
+    return parse_po(content[f"locales/{locale}/LC_MESSAGES/messages.po"]).by_context()[key].msgstr
+
+
+@pytest.fixture
+def app(database_url, tmp_path):
+    app = make_app(database_url, tmp_path, "a")
+    app.extensions["catalog_watcher"].ensure_started()
+    yield app
+    app.extensions["catalog_watcher"].stop()
+    app.extensions["recorder"].close()
+    app.extensions["engine"].dispose()
+    app.extensions["read_engine"].dispose()
+
+
+def test_an_older_draft_is_applied_onto_the_live_revision_keeping_a_colleagues_change(app, tmp_path):
+    spanish = _import(app, _edited_export(app, tmp_path, "rosa", "text:more.none", "Eso es todo por ahora."))
+    french = _import(app, _edited_export(app, tmp_path, "luc", "text:more.none", "C'est tout pour le moment.",
+                                         "fr"))
+    assert re.search(rf"#{french}\s+draft .* \(based on #1\)", cli(app, "history").output)
+    result = cli(app, "publish", "--draft", str(french), "--by", "Luc", "--note", "fr")
+    assert result.exit_code == 0, result.output
+    assert "fr: 1 changed" in result.output
+
+    result = cli(app, "publish", "--draft", str(spanish), "--by", "Rosa", "--note", "es")
+    assert result.exit_code == 0, result.output
+    assert f"draft #{spanish} was made from revision #1; only its own changes were applied onto the live " \
+           f"revision #{french + 1}" in result.output
+    assert re.search(r"published revision #\d+: es: 1 changed$", result.output, re.M), result.output
+    assert _live_msgstr(app, "text:more.none", "fr") == "C'est tout pour le moment."  # the colleague's work kept
+    assert _live_msgstr(app, "text:more.none") == "Eso es todo por ahora."
+
+
+def test_a_draft_changing_what_a_colleague_changed_since_is_refused_naming_the_entry(app, tmp_path):
+    first = _import(app, _edited_export(app, tmp_path, "rosa", "text:more.none", "Eso es todo por ahora."))
+    second = _import(app, _edited_export(app, tmp_path, "ana", "text:more.none", "Nada más. Escriba MENU."))
+    assert cli(app, "publish", "--draft", str(second), "--by", "Ana", "--note", "x").exit_code == 0
+    live_before = _live_msgstr(app, "text:more.none")
+
+    result = cli(app, "publish", "--draft", str(first), "--by", "Rosa", "--note", "y")
+    assert result.exit_code == 1
+    assert f"refused: draft #{first} was made from revision #1; since then the live catalog (now #{second + 1}) " \
+           "changed the same entry differently: es text:more.none" in result.output
+    assert "conflict: [es] text:more.none: this change has 'Eso es todo por ahora.', the live catalog now has " \
+           "'Nada más. Escriba MENU.'" in result.output
+    assert "Traceback" not in result.output
+    assert _live_msgstr(app, "text:more.none") == live_before
+    assert f"#{second + 2}" not in cli(app, "history").output
+
+
+def test_a_draft_from_the_page_keeps_a_keyword_published_since(app, tmp_path):
+    """The web page's case: two drafts on one live revision; a keyword draft published first stays."""
+    from assistant.publishing import add_keyword
+
+    text_draft = _import(app, _edited_export(app, tmp_path, "rosa", "text:more.none", "Eso es todo por ahora."))
+    with app.app_context(), app.extensions["sessionmaker"]() as session:
+        keyword = add_keyword(session, app, "es", "mab", "anticuerpito", by="ana@example.org").id
+    assert cli(app, "publish", "--draft", str(keyword), "--by", "Ana", "--note", "kw").exit_code == 0
+    result = cli(app, "publish", "--draft", str(text_draft), "--by", "Rosa", "--note", "text")
+    assert result.exit_code == 0, result.output
+    assert "es: 1 changed" in result.output
+    assert "anticuerpito" in _live_msgstr(app, "topic:mab:keywords")
+    app.extensions["catalog_watcher"].ensure_started()
+    wait_until(lambda: "anticuerpito" in " ".join(
+        app.extensions["assistant"].store.current.lists["es"]["topic:mab:keywords"]))
+
+
+def test_an_unedited_row_of_an_old_export_does_not_undo_a_colleagues_edit(app, tmp_path):
+    from .test_spreadsheets import export_file, set_cell
+
+    (tmp_path / "old").mkdir()
+    old = export_file(app, tmp_path / "old")  # exported from #1
+    colleague = _import(app, _edited_export(app, tmp_path, "ana", "text:more.hint", "Escriba MAS para leer más."))
+    assert cli(app, "publish", "--draft", str(colleague), "--by", "Ana", "--note", "x").exit_code == 0
+    row = set_cell(old, "text:more.none", "translation", "Eso es todo por ahora.")
+    result = cli(app, "import", str(old), "--by", "Rosa")
+    assert result.exit_code == 0, result.output
+    assert f"row {row}: text:more.none: changed" in result.output
+    assert "text:more.hint" not in result.output
+    draft = int(re.search(r"draft revision #(\d+): 1 entry changed in es", result.output).group(1))
+    assert cli(app, "publish", "--draft", str(draft), "--by", "Rosa", "--note", "y").exit_code == 0
+    assert _live_msgstr(app, "text:more.hint") == "Escriba MAS para leer más."
+    assert _live_msgstr(app, "text:more.none") == "Eso es todo por ahora."
+
+
+def test_an_old_export_editing_an_entry_changed_since_is_refused_with_its_row(app, tmp_path):
+    from .test_spreadsheets import export_file, set_cell
+
+    (tmp_path / "old").mkdir()
+    old = export_file(app, tmp_path / "old")
+    colleague = _import(app, _edited_export(app, tmp_path, "ana", "text:more.hint", "Escriba MAS para leer más."))
+    assert cli(app, "publish", "--draft", str(colleague), "--by", "Ana", "--note", "x").exit_code == 0
+    row = set_cell(old, "text:more.hint", "translation", "Escriba MÁS.")
+    result = cli(app, "import", str(old), "--by", "Rosa")
+    assert result.exit_code == 1
+    assert f"es.xlsx row {row}: conflict: [es] text:more.hint: this change has 'Escriba MÁS.', the live catalog " \
+           "now has 'Escriba MAS para leer más.'" in result.output
+    assert "refused: es.xlsx was made from revision #1" in result.output
+
+
+def test_a_pulled_folder_published_late_keeps_a_colleagues_change(app, tmp_path):
+    folder = tmp_path / "mine"
+    colleague = _import(app, _edited_export(app, tmp_path, "ana", "text:more.hint", "Escriba MAS para leer más."))
+    assert cli(app, "publish", "--draft", str(colleague), "--by", "Ana", "--note", "x").exit_code == 0
+    assert cli(app, "pull", str(folder)).exit_code == 0
+    other = _import(app, _edited_export(app, tmp_path, "luc", "text:more.none", "C'est tout.", "fr"))
+    assert cli(app, "publish", "--draft", str(other), "--by", "Luc", "--note", "x").exit_code == 0
+    set_msgstr(po(folder), "text:help", f'msgstr "{NEW_HELP}"')
+    result = cli(app, "publish", str(folder), "--note", "help", "--by", "Rosa")
+    assert result.exit_code == 0, result.output
+    assert "only its own changes were applied onto the live revision" in result.output
+    assert re.search(r"^published revision #\d+: es: 1 changed$", result.output, re.M), result.output
+    assert _live_msgstr(app, "text:more.none", "fr") == "C'est tout."
+
+
+def test_rollback_to_a_draft_is_refused(app, tmp_path):
+    draft = _import(app, _edited_export(app, tmp_path, "rosa", "text:more.none", "Eso es todo por ahora."))
+    result = cli(app, "rollback", str(draft), "--by", "Ana")
+    assert result.exit_code == 1
+    assert f"revision #{draft} is a draft: it was never live" in result.output
+    assert f"assistant catalog publish --draft {draft}" in result.output
+
+
+def test_a_live_revision_from_before_a_code_update_still_serves_the_new_texts(database_url, tmp_path, caplog):
+    """The code (and the repository's files) send "text:thanks"; the live revision, published before, has none:
+    the text comes from the repository's files, in the caregiver's language, and the log says so."""
+    from .test_catalogcheck import _drop_text
+
+    first = make_app(database_url, tmp_path, "first")
+    old = read_tree(tmp_path / "repo")
+    older = tmp_path / "older"
+    small_tree(older)
+    _drop_text(older, "thanks")
+    content = read_tree(older)
+    with first.app_context(), first.extensions["sessionmaker"]() as session:
+        session.add(CatalogRevision(parent_id=None, created_by="Ana", note="before the update", kind="publish",
+                                    draft=False, digest=digest(content), content=pack(content), changes="{}"))
+        session.commit()
+    with caplog.at_level(logging.WARNING, logger="assistant.revisions"):
+        again = make_app(database_url, tmp_path, "again")  # the new code's first look at the live revision
+    assert again.extensions["catalog_watcher"].revision == 1
+    assert "catalog revision #1 lacks texts this version of the code sends (text:thanks)" in caplog.text
+    thanks = re.search(r'msgctxt "text:thanks"\nmsgid ".*"\nmsgstr "(.*)"',
+                       old["locales/es/LC_MESSAGES/messages.po"].decode()).group(1)
+    assert reply(again, "gracias") == thanks.replace("{care_team}", CARE_TEAM)
+    for app in (first, again):
+        app.extensions["recorder"].close()
+        app.extensions["engine"].dispose()
+        app.extensions["read_engine"].dispose()
+
+
+def test_a_conflict_with_a_new_english_text_says_so(app, tmp_path):
+    """An old export's edit of an entry whose English was changed since: the conflict names the new English."""
+    from .test_spreadsheets import export_file, set_cell
+
+    (tmp_path / "old").mkdir()
+    old = export_file(app, tmp_path / "old")
+    tree = tmp_path / "pulled"
+    assert cli(app, "pull", str(tree)).exit_code == 0
+    new_english = "That is all for now. Text MENU for topics."
+    system = tree / "messages" / "system.toml"
+    system.write_text(system.read_text("utf-8").replace('"That is all. Text MENU for topics."', f'"{new_english}"'),
+                      "utf-8")
+    path = po(tree)
+    path.write_text(path.read_text("utf-8").replace('msgid "That is all. Text MENU for topics."',
+                                                    f'msgid "{new_english}"'), "utf-8")
+    assert cli(app, "publish", str(tree), "--note", "English", "--by", "Ana").exit_code == 0
+    row = set_cell(old, "text:more.none", "translation", "Eso es todo por ahora.")
+    result = cli(app, "import", str(old), "--by", "Rosa")
+    assert result.exit_code == 1
+    assert f"es.xlsx row {row}: conflict: [es] text:more.none: this change has 'Eso es todo por ahora.', the live " \
+           f"catalog now has a new English text ({new_english[:40]})" in result.output

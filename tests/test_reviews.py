@@ -128,3 +128,107 @@ def test_review_of_an_unknown_entry_is_a_clear_error(app):
     result = cli(app, "review", "es", "text:nonsense", "--by", "Dr. Ruiz")
     assert result.exit_code == 1 and "es text:nonsense: no translation to review" in result.output
     assert "Traceback" not in result.output
+
+
+# --- an entry whose English changed can be brought up to date (finding 7) --------------------------------
+
+OLD_THANKS = "You're welcome. Text MENU for topics or HELP. If your child is unwell, call the care team: {care_team}."
+NEW_THANKS = "You are welcome. Text MENU for topics or HELP. If your child is unwell, call the care team: {care_team}."
+
+
+def english_changed_repo(tmp_path, *, previous: bool) -> None:
+    """The repository's English "thanks" is new; the Spanish translates the old one, as reviewed: either with its
+    old msgid (the English edited without `make catalogs`) or, as `make catalogs` leaves it, with the new msgid,
+    the old English as "#| msgid" and "Needs work"."""
+    repo = small_tree(tmp_path / "repo")
+    system = repo / "messages" / "system.toml"
+    system.write_text(system.read_text("utf-8").replace(OLD_THANKS, NEW_THANKS), "utf-8")
+    path = po(repo)
+    text = path.read_text("utf-8")
+    if previous:
+        text = text.replace(f'msgctxt "text:thanks"\nmsgid "{OLD_THANKS}"',
+                            f'#| msgid "{OLD_THANKS}"\nmsgctxt "text:thanks"\nmsgid "{NEW_THANKS}"')
+    else:
+        text = text.replace('#, fuzzy, python-brace-format\nmsgctxt "text:thanks"',
+                            '#, python-brace-format\nmsgctxt "text:thanks"')
+    path.write_text(text, "utf-8")
+
+
+@pytest.fixture
+def stale_app(database_url, tmp_path):
+    english_changed_repo(tmp_path, previous=False)
+    app = make_app(database_url, tmp_path, "a")
+    app.extensions["catalog_watcher"].ensure_started()
+    yield app
+    app.extensions["catalog_watcher"].stop()
+    app.extensions["recorder"].close()
+    app.extensions["engine"].dispose()
+    app.extensions["read_engine"].dispose()
+
+
+def test_review_of_an_entry_whose_english_changed_brings_it_up_to_date(stale_app, tmp_path):
+    app = stale_app
+    assert "text:thanks" in unreviewed(app)
+    path = export_file(app, tmp_path)
+    from openpyxl import load_workbook
+
+    ws = load_workbook(path).active
+    row = next(r for r in ws.iter_rows(values_only=True) if r[0] == "text:thanks")
+    assert row[4] == "needs work (English changed)"
+    result = cli(app, "review", "es", "text:thanks", "--by", "Dr. Ruiz")
+    assert result.exit_code == 0, result.output
+    assert "es text:thanks: its English changed since it was translated; reviewed against the English of now: " \
+           f"{NEW_THANKS[:80]!r}" in result.output
+    assert "revision #2: 1 entry of es reviewed by Dr. Ruiz" in result.output
+    entry = live_entry(app, "text:thanks")
+    assert (entry.msgid, entry.fuzzy, entry.previous_msgid) == (NEW_THANKS, False, None)
+    wait_until(lambda: app.extensions["catalog_watcher"].revision == 2)
+    assert "text:thanks" not in unreviewed(app)
+    result = cli(app, "review", "es", "text:thanks", "--by", "Dr. Ruiz")
+    assert "1 entry already reviewed" in result.output
+
+
+@pytest.mark.parametrize("previous", [False, True])
+def test_a_new_translation_imported_reviewed_for_a_changed_english_is_current_and_reviewed(database_url, tmp_path,
+                                                                                           previous):
+    english_changed_repo(tmp_path, previous=previous)
+    app = make_app(database_url, tmp_path, "a")
+    try:
+        path = export_file(app, tmp_path)
+        set_cell(path, "text:thanks", "translation", "Con gusto. Escriba MENU para ver los temas o AYUDA. Si su hijo "
+                                                     "se siente mal, llame a su equipo médico: {care_team}.")
+        set_cell(path, "text:thanks", "review", "reviewed")
+        result = cli(app, "import", str(path), "--by", "Dr. Ruiz")
+        assert result.exit_code == 0, result.output
+        draft = int(re.search(r"draft revision #(\d+)", result.output).group(1))
+        result = cli(app, "publish", "--draft", str(draft), "--by", "Ana", "--note", "thanks")
+        assert result.exit_code == 0, result.output
+        assert "marked 'Needs work' again" not in result.output
+        pulled = tmp_path / "pulled"
+        assert cli(app, "pull", str(pulled)).exit_code == 0
+        entry = parse_po(po(pulled).read_bytes()).by_context()["text:thanks"]
+        assert (entry.msgid, entry.fuzzy, entry.previous_msgid) == (NEW_THANKS, False, None)
+        assert entry.msgstr.startswith("Con gusto.")
+        assert "#| msgid" not in po(pulled).read_text("utf-8").split('msgctxt "text:thanks"')[0][-400:]
+    finally:
+        app.extensions["recorder"].close()
+        app.extensions["engine"].dispose()
+        app.extensions["read_engine"].dispose()
+
+
+def test_status_and_check_without_a_folder_read_the_live_revision(app):
+    """After a published review, `status` counts it and says which revision it read (finding 8)."""
+    def es_row():
+        result = cli(app, "status")
+        assert result.exit_code == 0, result.output
+        return next(line.split()[1:] for line in result.output.splitlines() if line.startswith("es ")), result.output
+
+    before, output = es_row()
+    assert "the repository's files (no revision published yet): 0 error(s)" in output
+    assert cli(app, "review", "es", "text:help", "text:fallback", "--by", "Dr. Ruiz").exit_code == 0
+    after, output = es_row()
+    assert int(after[1]) == int(before[1]) + 2 and int(after[2]) == int(before[2]) - 2  # reviewed, unreviewed
+    assert "live revision #2 (give a folder to check that folder instead): 0 error(s)" in output
+    result = cli(app, "check")
+    assert result.exit_code == 0, result.output
+    assert "3 languages in live revision #2 (give a folder to check that folder instead): 0 error(s)" in result.output

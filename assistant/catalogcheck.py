@@ -39,11 +39,12 @@ SAFETY_CONTEXTS = ("text:escalation.emergency", "text:escalation.call_now", "tex
 CODE_TEXTS = ("text:escalation.emergency", "text:escalation.call_now", "text:stop", "text:start", "text:help",
               "text:fallback", "text:thanks", "text:empty", "text:media_only", "text:menu", "text:did_you_mean",
               "text:language.menu", "text:language.set", "text:more.hint", "text:more.none", "text:source",
-              "text:triage.low_temperature", "text:triage.below_threshold",
+              "text:triage.low_temperature", "text:triage.below_threshold", "text:care_team",
               "voice:escalation.emergency", "voice:escalation.call_now", "voice:no_answer", "voice:goodbye",
               "voice:welcome", "voice:ask", "voice:option", "voice:menu.more", "voice:menu.end", "voice:after",
               "voice:after.keypad", "voice:language.option", "voice:language.more", "voice:no_input",
-              "voice:wrong_key", "voice:not_understood", "voice:transfer", "voice:texted", "voice:not_texted")
+              "voice:wrong_key", "voice:not_understood", "voice:transfer", "voice:texted", "voice:not_texted",
+              "voice:language.key", "voice:did_you_mean")
 # Words the carriers act on themselves (../shared/twilio.md): a keyword equal to one of them would opt a
 # parent out, back in, or get the carrier's help text instead of ours.
 CARRIER_WORDS = frozenset({"stop", "stopall", "unsubscribe", "cancel", "end", "quit", "revoke", "optout",

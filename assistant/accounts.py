@@ -480,30 +480,27 @@ def set_role_command(email: str, role: str, locales: str) -> None:
     _run(change)
 
 
+def _set_active(email: str, active: bool) -> None:
+    def change(db: Session) -> str:
+        user = find_user(db, email)
+        changed = set_active(db, user, active, by=command_line_actor())
+        return f"{user.email} is {'active' if active else 'deactivated'}" + ("" if changed else " already")
+
+    _run(change)
+
+
 @admin_cli.command("deactivate")
 @click.argument("email")
 def deactivate_command(email: str) -> None:
     """The account can no longer sign in; its sessions end (it stays in the audit log)."""
-
-    def change(db: Session) -> str:
-        user = find_user(db, email)
-        changed = set_active(db, user, False, by=command_line_actor())
-        return f"{user.email} is deactivated" + ("" if changed else " already")
-
-    _run(change)
+    _set_active(email, False)
 
 
 @admin_cli.command("activate")
 @click.argument("email")
 def activate_command(email: str) -> None:
     """Reactivate a deactivated account."""
-
-    def change(db: Session) -> str:
-        user = find_user(db, email)
-        changed = set_active(db, user, True, by=command_line_actor())
-        return f"{user.email} is active" + ("" if changed else " already")
-
-    _run(change)
+    _set_active(email, True)
 
 
 def init_app(app: Flask) -> None:

@@ -14,7 +14,7 @@ from assistant.accounts import MAX_FAILURES_ACCOUNT, create_user
 from assistant.db import get_session
 from assistant.models import Acknowledgement, AuditEntry, Escalation, User
 
-from .conftest import CARE_TEAM, ROOT, text_sms
+from .conftest import CARE_TEAM, ROOT, close_app, text_sms
 
 PASSWORD = "correct horse battery"
 ROUTES = {  # path -> the roles that may open it
@@ -470,10 +470,7 @@ def _proxied_app(admin_app, tmp_path, hops):
 
 
 def _close(app) -> None:
-    app.extensions["catalog_watcher"].stop()
-    app.extensions["recorder"].close()
-    app.extensions["engine"].dispose()
-    app.extensions["read_engine"].dispose()
+    close_app(app)
 
 
 def test_behind_a_proxy_each_coordinator_has_their_own_address_limit(admin_app, tmp_path):

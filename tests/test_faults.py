@@ -29,6 +29,7 @@ from .conftest import (
     AUTH_TOKEN,
     CARE_TEAM,
     PUBLIC_URL,
+    close_app,
     fresh_schema,
     post_signed,
     text_sms,
@@ -72,12 +73,6 @@ def make_app(url: str, fake_twilio, tmp_path: Path, name: str = "spool.db", **ex
         "PUBLIC_BASE_URL": PUBLIC_URL, "ALERT_NUMBERS": ",".join(ALERTS), "CARE_TEAM_PHONE": CARE_TEAM,
         "TWILIO_API_BASE_URL": fake_twilio.url, **extra,
     })
-
-
-def close(app) -> None:
-    app.extensions["recorder"].close()
-    app.extensions["engine"].dispose()
-    app.extensions["read_engine"].dispose()
 
 
 def rows(url: str, model, *where) -> list:
@@ -124,7 +119,7 @@ def proxied(pg_url, proxy, fake_twilio, tmp_path, monkeypatch):
     app = make_app(proxied_url(pg_url, proxy.port), fake_twilio, tmp_path)
     yield app
     proxy.set("up")
-    close(app)
+    close_app(app)
 
 
 # --- F1, F5, and the opted-out escalation: the database refuses ----------------------------------------
@@ -304,8 +299,8 @@ def test_a_stop_is_not_undone_by_a_text_read_before_it(database_url, fake_twilio
         assert sender.opted_out
         assert messages(text_sms(second.test_client(), "MENU", sender=number)) == []
     finally:
-        close(first)
-        close(second)
+        close_app(first)
+        close_app(second)
 
 
 # --- F10: a worker killed right after answering a STOP ---------------------------------------------------
@@ -359,7 +354,7 @@ def test_records_spooled_by_a_worker_killed_during_an_outage_are_written_by_the_
         assert escalation.phone == numbers[1] and len(rows(pg_url, Alert)) == 1
         assert successor.extensions["recorder"].spool.count() == 0
     finally:
-        close(successor)
+        close_app(successor)
 
 
 # --- F6: a slow Twilio API, a database gone after Twilio accepted -------------------------------------------
@@ -531,7 +526,7 @@ def test_quick_start_server_keeps_answering(tmp_path):
         assert send("+15550109999", "hello?")["reply"] is None  # still opted out: its state was read
     finally:
         server.shutdown()
-        close(app)
+        close_app(app)
 
 
 # --- property: any fields, always valid TwiML, never a 5xx, never a lost escalation ---------------------------

@@ -15,7 +15,7 @@ from assistant.catalogcheck import read_tree
 from assistant.models import CatalogRevision
 from assistant.revisions import digest, pack
 
-from .conftest import ACCOUNT_SID, AUTH_TOKEN, CARE_TEAM, PUBLIC_URL, text_sms
+from .conftest import ACCOUNT_SID, AUTH_TOKEN, CARE_TEAM, PUBLIC_URL, close_app, text_sms
 from .test_catalogcheck import msgstr_of, po, set_msgstr, small_tree
 
 NEW_HELP = "NUEVA AYUDA: escriba FIEBRE o MENU. Emergencia: {emergency}. Equipo médico: {care_team}."
@@ -43,10 +43,7 @@ def two_apps(database_url, tmp_path):
         app.extensions["catalog_watcher"].ensure_started()
     yield apps
     for app in apps:
-        app.extensions["catalog_watcher"].stop()
-        app.extensions["recorder"].close()
-        app.extensions["engine"].dispose()
-        app.extensions["read_engine"].dispose()
+        close_app(app)
 
 
 def reply(app, body: str, sender: str = "+16175550123") -> str:
@@ -152,9 +149,7 @@ def test_a_restarted_instance_serves_the_live_revision_from_its_first_text(datab
     again = make_app(database_url, tmp_path, "again")
     assert reply(again, "ayuda").startswith("NUEVA AYUDA")
     for app in (first, again):
-        app.extensions["recorder"].close()
-        app.extensions["engine"].dispose()
-        app.extensions["read_engine"].dispose()
+        close_app(app)
 
 
 def test_publish_refuses_nothing_new_and_needs_a_name(database_url, tmp_path):
@@ -168,9 +163,7 @@ def test_publish_refuses_nothing_new_and_needs_a_name(database_url, tmp_path):
     assert result.exit_code == 1 and "has no messages/ folder" in result.output
     assert "there is no revision #9" in cli(app, "show", "9").output
     assert cli(app, "rollback", "9", "--by", "Ana").exit_code == 1
-    app.extensions["recorder"].close()
-    app.extensions["engine"].dispose()
-    app.extensions["read_engine"].dispose()
+    close_app(app)
 
 
 # --- a draft or an old file never undoes a colleague's work (finding 3) -----------------------------------
@@ -206,10 +199,7 @@ def app(database_url, tmp_path):
     app = make_app(database_url, tmp_path, "a")
     app.extensions["catalog_watcher"].ensure_started()
     yield app
-    app.extensions["catalog_watcher"].stop()
-    app.extensions["recorder"].close()
-    app.extensions["engine"].dispose()
-    app.extensions["read_engine"].dispose()
+    close_app(app)
 
 
 def test_an_older_draft_is_applied_onto_the_live_revision_keeping_a_colleagues_change(app, tmp_path):
@@ -343,9 +333,7 @@ def test_a_live_revision_from_before_a_code_update_still_serves_the_new_texts(da
                        old["locales/es/LC_MESSAGES/messages.po"].decode()).group(1)
     assert reply(again, "gracias") == thanks.replace("{care_team}", CARE_TEAM)
     for app in (first, again):
-        app.extensions["recorder"].close()
-        app.extensions["engine"].dispose()
-        app.extensions["read_engine"].dispose()
+        close_app(app)
 
 
 def test_a_conflict_with_a_new_english_text_says_so(app, tmp_path):

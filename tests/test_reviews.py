@@ -12,7 +12,7 @@ from assistant import create_app
 from assistant.models import CatalogReview
 from assistant.pofile import parse_po
 
-from .conftest import ACCOUNT_SID, AUTH_TOKEN, CARE_TEAM, PUBLIC_URL
+from .conftest import ACCOUNT_SID, AUTH_TOKEN, CARE_TEAM, PUBLIC_URL, close_app
 from .test_catalogcheck import po, set_msgstr, small_tree
 from .test_publishing import cli, make_app, reply, wait_until
 from .test_spreadsheets import export_file, set_cell
@@ -23,10 +23,7 @@ def app(database_url, tmp_path):
     app = make_app(database_url, tmp_path, "a")
     app.extensions["catalog_watcher"].ensure_started()
     yield app
-    app.extensions["catalog_watcher"].stop()
-    app.extensions["recorder"].close()
-    app.extensions["engine"].dispose()
-    app.extensions["read_engine"].dispose()
+    close_app(app)
 
 
 def unreviewed(app, locale="es") -> set[str]:
@@ -98,10 +95,7 @@ def test_with_serve_unreviewed_off_a_reviewed_text_is_served_in_its_language(dat
     wait_until(lambda: strict.extensions["catalog_watcher"].revision == 2)
     assert reply(strict, "ayuda").startswith(live_entry(strict, "text:help").msgstr[:20])
     assert reply(strict, "fiebre", sender="+16175550777").startswith("CALL YOUR CARE TEAM NOW")  # not reviewed
-    strict.extensions["catalog_watcher"].stop()
-    strict.extensions["recorder"].close()
-    strict.extensions["engine"].dispose()
-    strict.extensions["read_engine"].dispose()
+    close_app(strict)
 
 
 def strict_config(database_url, tmp_path) -> dict:
@@ -160,10 +154,7 @@ def stale_app(database_url, tmp_path):
     app = make_app(database_url, tmp_path, "a")
     app.extensions["catalog_watcher"].ensure_started()
     yield app
-    app.extensions["catalog_watcher"].stop()
-    app.extensions["recorder"].close()
-    app.extensions["engine"].dispose()
-    app.extensions["read_engine"].dispose()
+    close_app(app)
 
 
 def test_review_of_an_entry_whose_english_changed_brings_it_up_to_date(stale_app, tmp_path):
@@ -211,9 +202,7 @@ def test_a_new_translation_imported_reviewed_for_a_changed_english_is_current_an
         assert entry.msgstr.startswith("Con gusto.")
         assert "#| msgid" not in po(pulled).read_text("utf-8").split('msgctxt "text:thanks"')[0][-400:]
     finally:
-        app.extensions["recorder"].close()
-        app.extensions["engine"].dispose()
-        app.extensions["read_engine"].dispose()
+        close_app(app)
 
 
 def test_status_and_check_without_a_folder_read_the_live_revision(app):

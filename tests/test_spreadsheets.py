@@ -13,7 +13,7 @@ from assistant.catalogcheck import read_dirs, read_tree
 from assistant.pofile import parse_po
 from assistant.spreadsheets import COLUMNS, apply_sheet, export, read_sheet
 
-from .conftest import LOCALES, ROOT
+from .conftest import LOCALES, ROOT, close_app
 from .test_catalogcheck import po, set_msgstr
 from .test_publishing import cli, make_app, reply, wait_until
 
@@ -89,10 +89,7 @@ def test_cells_are_text_never_formulas(shipped, tmp_path):
 def app(database_url, tmp_path):
     app = make_app(database_url, tmp_path, "a")
     yield app
-    app.extensions["catalog_watcher"].stop()
-    app.extensions["recorder"].close()
-    app.extensions["engine"].dispose()
-    app.extensions["read_engine"].dispose()
+    close_app(app)
 
 
 def export_file(app, tmp_path, locale="es", fmt="xlsx") -> Path:
@@ -232,10 +229,7 @@ def app_ko(database_url, tmp_path):
     small_tree(tmp_path / "repo", ("en", "es", "ko", "vi"))
     app = make_app(database_url, tmp_path, "a")
     yield app
-    app.extensions["catalog_watcher"].stop()
-    app.extensions["recorder"].close()
-    app.extensions["engine"].dispose()
-    app.extensions["read_engine"].dispose()
+    close_app(app)
 
 
 def excel_plain_csv(path: Path, text_rows_only: bool = False) -> None:

@@ -52,6 +52,11 @@ TRY = [("MENU", "en"), ("FEVER", "en"), ("fiebre", "es"), ("my son has a temp of
        ("عنده حمى", "ar"), ("MAB", "en"), ("LANG", "en"), ("STOP", "en"), ("START", "en")]
 _FORM_SID = re.compile(rf"{SIMULATED_SID}[0-9a-f]{{32}}")
 
+
+def _new_sid() -> str:
+    """A simulated message id: the simulator's prefix, never one of Twilio's (SM, MM)."""
+    return f"{SIMULATED_SID}{uuid.uuid4().hex}"
+
 LEVELS = {  # what each triage level means to a coordinator, and the word on the badge
     "emergency": ("Emergency", "told to call the emergency number now, then the care team"),
     "call_now": ("Call now", "told to call the care team now"),
@@ -193,7 +198,7 @@ def _page(phone: str, history: list[dict[str, Any]], error: str = "", status: in
     tries = [{"word": w, "lang": html_lang(loc), "dir": text_direction(loc)} for w, loc in TRY]
     # A new message id per page: a browser that posts the same form again (reload, back) repeats the
     # id, which the inbox takes for a retry of that text: the same answer, no second escalation.
-    form_sid = f"{SIMULATED_SID}{uuid.uuid4().hex}"
+    form_sid = _new_sid()
     return render_template("simulator.html", phone=phone, history=history, error=error, numbers=numbers(app),
                            tries=tries, levels=LEVELS, encodings=ENCODINGS, text=text, form_sid=form_sid,
                            voice_url=url_for("voice.simulator_voice") if "voice" in app.blueprints else "",
@@ -224,7 +229,7 @@ def send():
         return _page(phone, history, error, 400, text=text)
     app = current_app._get_current_object()
     posted = str(data.get("sid") or "")
-    sid = posted if _FORM_SID.fullmatch(posted) else f"{SIMULATED_SID}{uuid.uuid4().hex}"
+    sid = posted if _FORM_SID.fullmatch(posted) else _new_sid()
     outcome = inbox.handle(app, sid, phone, text, int(bool(data.get("picture"))))
     item = describe(app, outcome, sid)
     if as_json:
